@@ -1,0 +1,17 @@
+"""Print a Markdown table of the final metrics of every run below a directory.
+
+    python experiments/summarize.py multirun/default_5_seeds
+"""
+
+import sys
+from pathlib import Path
+
+from ganlab.summary import collect, markdown
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
+        sys.exit("usage: python experiments/summarize.py RUNS_DIR")
+    rows = collect(Path(sys.argv[1]))
+    if not rows:
+        sys.exit(f"no metrics.json below {sys.argv[1]}: did the runs finish?")
+    print(markdown(rows))

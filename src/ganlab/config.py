@@ -1,0 +1,168 @@
+"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+
+Hydra checks keys and types against these dataclasses when it composes the config, so a
+typo or a string where a number goes fails before any work starts. Ranges and combinations
+that types cannot express are checked by `validate`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from ganlab.errors import UserError
+
+
+class ConfigError(UserError):
+    """A value or combination in the config that cannot work."""
+
+
+# ----------------------------------------------------------------------------- dataset
+@dataclass
+class NormalDatasetConfig:
+    name: str = "normal"
+    mean: float = 4.0
+    std: float = 1.25
+    # One real "sample" is a vector of this many draws: D judges a set, not a number.
+    sample_size: int = 100
+
+
+# ----------------------------------------------------------------------------- model
+@dataclass
+class Gan1dModelConfig:
+    name: str = "gan1d"
+    d_hidden: int = 50
+    g_hidden: int = 50
+    # What D sees of a vector of samples: "decorate" = the seed's [x, (x - mean)^2];
+    # "sorted" = the sorted vector, i.e. its empirical quantile function.
+    d_features: str = "decorate"
+    init: str = "torch"  # torch (PyTorch's layer defaults) | keras (Glorot-uniform weights, zero biases)
+
+
+# ----------------------------------------------------------------------------- optimizer
+@dataclass
+class OptimizerSpec:
+    name: str = "adam"  # adam | sgd
+    lr: float = 2e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+
+@dataclass
+class OptimizerConfig:
+    d: OptimizerSpec = field(default_factory=OptimizerSpec)
+    g: OptimizerSpec = field(default_factory=OptimizerSpec)
+
+
+# ----------------------------------------------------------------------------- train
+@dataclass
+class TrainConfig:
+    iterations: int = 3000
+    batch_size: int = 64
+    d_steps: int = 1
+    g_steps: int = 1
+    loss: str = "bce"  # bce (the seed's, non-saturating for G) | lsgan | hinge
+    lr_schedule: str = "constant"  # constant | linear (decays to 0 at the last iteration)
+    # Exponential moving average of G's weights, used for evaluation and sampling; 0 = off.
+    g_ema: float = 0.0
+    # R1 gradient penalty on D at real data (Mescheder et al. 2018); 0 = off.
+    r1_gamma: float = 0.0
+    eval_every: int = 200
+    eval_vectors: int = 100  # real vectors per evaluation (the seed's n_test)
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    threads: int = 0  # torch CPU threads; 0 = leave torch's default
+    progress: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    tensorboard: bool = True
+
+
+@dataclass
+class RunConfig:
+    dataset: Any = MISSING
+    model: Any = MISSING
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    experiment_name: Optional[str] = None
+
+
+def register_configs(experiments_dir: Optional[Path] = None) -> None:
+    """Register schemas, and the top-level experiments/ presets as the `experiment` group."""
+    cs = ConfigStore.instance()
+    # Schemas live in their own `schema/` group, so they do not show up as choices of a group.
+    cs.store(group="schema", name="run", node=RunConfig)
+    cs.store(group="schema/dataset", name="normal", node=NormalDatasetConfig)
+    cs.store(group="schema/model", name="gan1d", node=Gan1dModelConfig)
+    cs.store(group="schema", name="optimizer", node=OptimizerConfig)
+    cs.store(group="schema", name="train", node=TrainConfig)
+    cs.store(group="schema", name="logger", node=LoggerConfig)
+    if experiments_dir is not None:
+        for path in sorted(Path(experiments_dir).glob("*.yaml")):
+            cs.store(group="experiment", name=path.stem, node=OmegaConf.load(path), package="_global_")
+
+
+# ----------------------------------------------------------------------------- validation
+_CHOICES = {
+    "train.loss": ("bce", "lsgan", "hinge"),
+    "train.lr_schedule": ("constant", "linear"),
+    "model.d_features": ("decorate", "sorted"),
+    "model.init": ("torch", "keras"),
+    "optimizer.d.name": ("adam", "sgd"),
+    "optimizer.g.name": ("adam", "sgd"),
+}
+_POSITIVE = (
+    "train.iterations", "train.batch_size", "train.d_steps", "train.g_steps", "train.eval_every",
+    "train.eval_vectors", "train.log_every", "train.checkpoint_every",
+    "dataset.sample_size", "dataset.std", "model.d_hidden", "model.g_hidden",
+    "optimizer.d.lr", "optimizer.g.lr",
+)
+_NON_NEGATIVE = ("train.threads", "train.r1_gamma", "optimizer.d.weight_decay",
+                 "optimizer.g.weight_decay", "optimizer.d.momentum", "optimizer.g.momentum")
+_UNIT_INTERVAL = ("train.g_ema", "optimizer.d.beta1", "optimizer.g.beta1",
+                  "optimizer.d.beta2", "optimizer.g.beta2")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check ranges and combinations that types cannot express; raise ConfigError naming the key."""
+
+    def get(key: str) -> Any:
+        return OmegaConf.select(cfg, key, default=None)
+
+    def fail(key: str, problem: str, fix: str) -> None:
+        raise ConfigError(f"{key}={get(key)!r} {problem}; {fix}")
+
+    for key, choices in _CHOICES.items():
+        if get(key) is not None and get(key) not in choices:
+            fail(key, "is not a known choice", f"use one of {', '.join(choices)}")
+    for key in _POSITIVE:
+        value = get(key)
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            fail(key, "must be positive", f"set {key} to a value > 0")
+    for key in _NON_NEGATIVE:
+        value = get(key)
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            fail(key, "must not be negative", f"set {key} to a value >= 0")
+    for key in _UNIT_INTERVAL:
+        value = get(key)
+        if value is not None and not 0 <= value < 1:
+            fail(key, "must be in [0, 1)", f"set {key} to a value in [0, 1), e.g. 0.9")
+    for net in ("d", "g"):
+        if get(f"optimizer.{net}.nesterov") and get(f"optimizer.{net}.name") == "sgd" \
+                and not get(f"optimizer.{net}.momentum") > 0:
+            fail(f"optimizer.{net}.momentum", "must be > 0 with nesterov=true",
+                 f"set optimizer.{net}.momentum (e.g. 0.9) or optimizer.{net}.nesterov=false")
+    if cfg.train.lr_schedule == "linear" and cfg.train.iterations < 2:
+        fail("train.iterations", "is too short for lr_schedule=linear", "use at least 2 iterations")

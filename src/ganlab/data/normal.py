@@ -1,0 +1,19 @@
+"""Real data for the 1-D GAN: vectors of draws from N(mean, std), drawn fresh every step."""
+
+import torch
+
+
+class NormalSampler:
+    def __init__(self, mean: float, std: float, sample_size: int, generator: torch.Generator):
+        self.mean, self.std, self.sample_size = mean, std, sample_size
+        self.generator = generator
+
+    def sample(self, batch: int) -> torch.Tensor:
+        x = torch.randn(batch, self.sample_size, generator=self.generator)
+        return x.mul_(self.std).add_(self.mean)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

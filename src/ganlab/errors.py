@@ -1,0 +1,50 @@
+"""A user's mistake (bad override, bad value, bad file) ends the run with one line, exit code 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, NoReturn
+
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+
+class UserError(Exception):
+    """Something the user can fix; the message says what is wrong and how to fix it."""
+
+
+_NOISE = ("full_key:", "reference_type", "object_type", "Set the environment variable",
+          "Config search path", "provider=")
+
+
+def one_line(error: BaseException) -> str:
+    """The message and its cause, without OmegaConf's key/type dump, joined into one line."""
+    parts = [str(error)]
+    if error.__cause__ is not None and str(error.__cause__) not in parts[0]:
+        parts.append(str(error.__cause__))
+    lines = [line.strip() for part in parts for line in part.splitlines()]
+    return " ".join(line for line in lines if line and not line.startswith(_NOISE))
+
+
+def fail(error: BaseException) -> NoReturn:
+    if os.environ.get("GANLAB_FULL_ERROR") == "1":
+        raise error
+    sys.stderr.write(f"ganlab: error: {one_line(error)}\n")
+    sys.exit(2)
+
+
+def run_reporting_user_errors(main: Callable[[], object]) -> None:
+    """Run Hydra's main so that a bad command line gives one line, not Hydra's multi-line dump.
+
+    HYDRA_FULL_ERROR=1 still shows the full traceback.
+    """
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        os.environ["GANLAB_FULL_ERROR"] = "1"
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach us instead of Hydra's printer
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException, UserError) as error:
+        fail(error)

@@ -1,0 +1,33 @@
+"""A one-line console progress bar: iterations, losses, speed and ETA."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    def __init__(self, total: int, start: int = 0, enabled: bool = True, width: int = 24):
+        self.total, self.start, self.enabled, self.width = total, start, enabled, width
+        self.t0 = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self.last_printed = start
+
+    def update(self, it: int, values: dict[str, float]) -> None:
+        # On a terminal redraw in place; in a log file print a plain line every 5% or so.
+        if not self.enabled or (not self.tty and it < self.total and it - self.last_printed < self.total / 20):
+            return
+        self.last_printed = it
+        elapsed = time.perf_counter() - self.t0
+        rate = (it - self.start) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - it) / rate if rate > 0 else 0.0
+        filled = int(self.width * it / self.total)
+        bar = "#" * filled + "-" * (self.width - filled)
+        shown = " ".join(f"{k}={v:.3f}" for k, v in values.items())
+        line = f"[{bar}] {it}/{self.total} {shown} {rate:.0f} it/s ETA {eta:.0f}s"
+        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")

@@ -1,0 +1,53 @@
+"""Shared helpers: compose configs the way train.py does, run real (small) trainings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from ganlab.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+register_configs(ROOT / "experiments")
+
+# Small and fast, but a real training run through the real loop, logger and checkpoint code.
+TINY = ["train.iterations=40", "train.batch_size=4", "train.eval_every=20", "train.log_every=10",
+        "train.eval_vectors=20", "train.checkpoint_every=20", "train.progress=false"]
+
+
+def compose_cfg(overrides: list[str] = ()) -> DictConfig:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run train.py as a user would, in a subprocess."""
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def train_tiny(tmp_path):
+    """Train a tiny GAN in-process into tmp_path/<name>; returns the run directory."""
+    from ganlab.run import train
+
+    def _train(*overrides: str, name: str = "run") -> Path:
+        run_dir = tmp_path / name
+        train(compose_cfg([*TINY, *overrides]), run_dir=run_dir)
+        return run_dir
+
+    return _train
+
+
+def read_events(run_dir: Path):
+    """Read a run's TensorBoard event files with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "histograms": 0})
+    acc.Reload()
+    return acc

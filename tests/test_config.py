@@ -1,0 +1,80 @@
+"""Every config option composes; a bad command line stops at once with one line naming the key."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, compose_cfg, run_cli
+from ganlab.config import ConfigError, validate
+
+GROUP_OPTIONS = [(group.name, path.stem)
+                 for group in sorted((ROOT / "conf").iterdir()) if group.is_dir() and group.name != "hydra"
+                 for path in sorted(group.glob("*.yaml"))]
+EXPERIMENTS = [path.stem for path in sorted((ROOT / "experiments").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("group,option", GROUP_OPTIONS)
+def test_every_group_option_composes_and_validates(group, option):
+    overrides = [f"{group}={option}"]
+    if group == "model":  # a model composes with the dataset it is built for
+        overrides.append(f"dataset={option.split('_')[0]}")
+    cfg = compose_cfg(overrides)
+    validate(cfg)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(name):
+    cfg = compose_cfg([f"experiment={name}"])
+    validate(cfg)
+    assert cfg.experiment_name == name
+
+
+def test_seed_normal_is_the_book_recipe():
+    cfg = compose_cfg(["experiment=seed_normal"])
+    assert (cfg.train.batch_size, cfg.train.iterations, cfg.train.eval_every, cfg.train.eval_vectors) \
+        == (1, 40000, 200, 100)
+    assert (cfg.train.d_steps, cfg.train.g_steps, cfg.train.loss) == (1, 1, "bce")
+    assert (cfg.train.g_ema, cfg.train.r1_gamma, cfg.train.lr_schedule) == (0, 0, "constant")
+    assert (cfg.model.d_hidden, cfg.model.g_hidden, cfg.model.d_features) == (50, 50, "decorate")
+    assert cfg.dataset.sample_size == 100 and (cfg.dataset.mean, cfg.dataset.std) == (4.0, 1.25)
+    for net in (cfg.optimizer.d, cfg.optimizer.g):
+        assert (net.name, net.lr, net.beta1, net.beta2) == ("adam", 2e-4, 0.9, 0.999)
+
+
+def test_d_and_g_optimizers_are_separately_overridable():
+    cfg = compose_cfg(["optimizer=sgd_nesterov", "optimizer.d.lr=0.01"])
+    assert cfg.optimizer.d.lr == 0.01 and cfg.optimizer.g.lr == 5e-4
+    assert cfg.optimizer.g.nesterov and cfg.optimizer.g.momentum == 0.9
+
+
+@pytest.mark.parametrize("override,key", [
+    ("train.batch_size=0", "train.batch_size"),
+    ("optimizer.g.lr=-0.001", "optimizer.g.lr"),
+    ("train.g_ema=1.5", "train.g_ema"),
+    ("train.loss=wgan", "train.loss"),
+])
+def test_validate_names_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(compose_cfg([override]))
+
+
+BAD_COMMAND_LINES = [
+    (["train.bogus=1"], "train.bogus"),
+    (["train.batch_size=0"], "train.batch_size"),
+    (["optimizer.d.lr=-1"], "optimizer.d.lr"),
+    (["train.iterations=many"], "train.iterations"),
+    (["optimizer=sgd_nesterov", "optimizer.d.momentum=0"], "optimizer.d.momentum"),
+    (["optimizer=rmsprop"], "optimizer/rmsprop"),
+    (["experiment=nope"], "experiment/nope"),
+]
+
+
+@pytest.mark.parametrize("args,key", BAD_COMMAND_LINES)
+def test_bad_command_line_fails_with_one_line(tmp_path, args, key):
+    result = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ganlab: error:") and key in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before any work

@@ -1,0 +1,60 @@
+"""Short real trainings, read back from the files a user would look at."""
+
+import json
+
+import torch
+
+from conftest import TINY, read_events, run_cli
+from ganlab import checkpoint
+
+SCALARS = {"loss/d", "loss/g", "d_out/real", "d_out/fake",
+           "eval/mean", "eval/std", "eval/ks", "eval/w1"}
+HISTOGRAMS = {"real", "generated", "noise"}
+
+
+def test_run_writes_tensorboard_checkpoint_and_metrics(train_tiny):
+    run_dir = train_tiny()
+    events = read_events(run_dir)
+    tags = events.Tags()
+    assert SCALARS <= set(tags["scalars"])
+    assert HISTOGRAMS <= set(tags["histograms"])
+    assert "histograms" in tags["images"]
+    assert [e.step for e in events.Scalars("eval/ks")] == [20, 40]
+    assert [e.step for e in events.Scalars("loss/d")] == [10, 20, 30, 40]
+    image = events.Images("histograms")[-1]
+    assert image.width > 100 and image.height > 100
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"iteration", "mean", "std", "ks", "w1"} <= set(metrics["final"])
+    assert metrics["final"]["iteration"] == 40 and len(metrics["history"]) == 2
+    assert metrics["final"]["ks"] == events.Scalars("eval/ks")[-1].value or \
+        abs(metrics["final"]["ks"] - events.Scalars("eval/ks")[-1].value) < 1e-6
+
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+    assert state["iteration"] == 40
+    assert (run_dir / "config.yaml").exists()
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(train_tiny):
+    a = json.loads((train_tiny("seed=3", name="a") / "metrics.json").read_text())
+    b = json.loads((train_tiny("seed=3", name="b") / "metrics.json").read_text())
+    c = json.loads((train_tiny("seed=4", name="c") / "metrics.json").read_text())
+    assert a == b
+    assert a != c
+
+
+def test_seed_recipe_and_options_train(train_tiny):
+    for i, overrides in enumerate([("experiment=seed_normal",) + tuple(TINY),
+                                   ("optimizer=sgd_nesterov", "train.loss=lsgan", "train.d_steps=2"),
+                                   ("train.loss=hinge", "train.g_steps=2", "model.d_features=decorate")]):
+        run_dir = train_tiny(*overrides, name=f"r{i}")
+        final = json.loads((run_dir / "metrics.json").read_text())["final"]
+        assert all(torch.isfinite(torch.tensor(v)) for v in final.values())
+
+
+def test_train_py_runs_from_the_command_line(tmp_path):
+    result = run_cli(*TINY, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "metrics.json").exists() and (tmp_path / "checkpoints" / "last.pt").exists()
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+    assert "final:" in result.stdout + result.stderr
