@@ -17,7 +17,7 @@ register_configs(ROOT / "experiments")
 
 # Small and fast, but a real training run through the real loop, logger and checkpoint code.
 TINY = ["train.iterations=40", "train.batch_size=4", "train.eval_every=20", "train.log_every=10",
-        "train.eval_vectors=20", "train.checkpoint_every=20", "train.progress=false"]
+        "dataset.eval_samples=20", "train.checkpoint_every=20", "train.progress=false"]
 
 
 def compose_cfg(overrides: list[str] = ()) -> DictConfig:

@@ -31,7 +31,7 @@ def test_every_experiment_composes_and_validates(name):
 
 def test_seed_normal_is_the_book_recipe():
     cfg = compose_cfg(["experiment=seed_normal"])
-    assert (cfg.train.batch_size, cfg.train.iterations, cfg.train.eval_every, cfg.train.eval_vectors) \
+    assert (cfg.train.batch_size, cfg.train.iterations, cfg.train.eval_every, cfg.dataset.eval_samples) \
         == (1, 40000, 200, 100)
     assert (cfg.train.d_steps, cfg.train.g_steps, cfg.train.loss) == (1, 1, "bce")
     assert (cfg.train.g_ema, cfg.train.r1_gamma, cfg.train.lr_schedule) == (0, 0, "constant")

@@ -30,6 +30,7 @@ class NormalDatasetConfig:
     std: float = 1.25
     # One real "sample" is a vector of this many draws: D judges a set, not a number.
     sample_size: int = 100
+    eval_samples: int = 100  # real vectors per evaluation (the seed's n_test)
 
 
 # ----------------------------------------------------------------------------- model
@@ -76,7 +77,6 @@ class TrainConfig:
     # R1 gradient penalty on D at real data (Mescheder et al. 2018); 0 = off.
     r1_gamma: float = 0.0
     eval_every: int = 200
-    eval_vectors: int = 100  # real vectors per evaluation (the seed's n_test)
     log_every: int = 50
     checkpoint_every: int = 1000
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
@@ -125,7 +125,7 @@ _CHOICES = {
 }
 _POSITIVE = (
     "train.iterations", "train.batch_size", "train.d_steps", "train.g_steps", "train.eval_every",
-    "train.eval_vectors", "train.log_every", "train.checkpoint_every",
+    "dataset.eval_samples", "train.log_every", "train.checkpoint_every",
     "dataset.sample_size", "dataset.std", "model.d_hidden", "model.g_hidden",
     "optimizer.d.lr", "optimizer.g.lr",
 )

@@ -61,7 +61,7 @@ def build_gan(cfg: DictConfig) -> loop.GAN:
 
 def build_evaluator(cfg: DictConfig):
     gen = stream(cfg.seed, "eval")
-    n = cfg.train.eval_vectors
+    n = cfg.dataset.eval_samples
     real = build_sampler(cfg.dataset, gen).sample(n)
     return NormalEvaluator(cfg.dataset, real, sample_noise(cfg.model, cfg.dataset, n, gen))
 
