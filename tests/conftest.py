@@ -25,9 +25,9 @@ def compose_cfg(overrides: list[str] = ()) -> DictConfig:
         return compose("train", overrides=list(overrides))
 
 
-def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run train.py as a user would, in a subprocess."""
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd,
+def run_cli(*args: str, script: str = "train.py", cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run train.py (or generate.py) as a user would, in a subprocess."""
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -17,7 +17,7 @@ def unchanged(before, module):
 
 def make(*overrides):
     torch.manual_seed(0)
-    gan = build_gan(compose_cfg(["train.batch_size=4", *overrides]))
+    gan = build_gan(compose_cfg(["train.batch_size=4", *overrides]), iterations=10)
     real = torch.randn(4, 100) * 1.25 + 4
     z = torch.rand(4, 100)
     return gan, real, z
@@ -43,12 +43,14 @@ def test_g_step_changes_g_only_and_d_gets_no_gradient():
     assert not unchanged(g_before, gan.G)
 
 
-def test_ema_follows_g():
+def test_ema_follows_g_with_warm_up():
     gan, real, z = make("train.g_ema=0.5")
-    before = snapshot(gan.ema.model)
-    loop.g_step(gan, z)
-    for old, ema, new in zip(before, gan.ema.model.parameters(), gan.G.parameters()):
-        torch.testing.assert_close(ema, 0.5 * old + 0.5 * new.detach())
+    for n in range(10):
+        decay = min(0.5, (1 + n) / (10 + n))
+        before = snapshot(gan.ema.model)
+        loop.g_step(gan, z)
+        for old, ema, new in zip(before, gan.ema.model.parameters(), gan.G.parameters()):
+            torch.testing.assert_close(ema, decay * old + (1 - decay) * new.detach())
 
 
 def test_iteration_runs_d_steps_then_g_steps():

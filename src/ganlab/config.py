@@ -33,6 +33,18 @@ class NormalDatasetConfig:
     eval_samples: int = 100  # real vectors per evaluation (the seed's n_test)
 
 
+@dataclass
+class MnistDatasetConfig:
+    name: str = "mnist"
+    # Directory with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz];
+    # unset = the 5,000-digit subset shipped inside the package.
+    root: Optional[str] = None
+    download: bool = False  # fetch the IDX files into root (checksums verified) if missing
+    n_train: int = 0  # use only the first n_train digits (the seed's n_train); 0 = all
+    shuffle: bool = True  # reshuffle every epoch; false walks the files in order, as the seed
+    eval_samples: int = 2000  # generated and real digits compared at each evaluation
+
+
 # ----------------------------------------------------------------------------- model
 @dataclass
 class Gan1dModelConfig:
@@ -43,6 +55,16 @@ class Gan1dModelConfig:
     # "sorted" = the sorted vector, i.e. its empirical quantile function.
     d_features: str = "decorate"
     init: str = "torch"  # torch (PyTorch's layer defaults) | keras (Glorot-uniform weights, zero biases)
+
+
+@dataclass
+class ConvModelConfig:
+    name: str = "conv"
+    arch: str = "seed"  # seed (the book's chapter 7.3 pair) | dcgan (smaller, faster)
+    z_dim: int = 10
+    noise: str = "uniform"  # uniform on (-1, 1), as the seed | normal
+    width: int = 64  # dcgan only: channels of the first D conv / last G conv
+    init: str = "torch"
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -67,6 +89,7 @@ class OptimizerConfig:
 @dataclass
 class TrainConfig:
     iterations: int = 3000
+    epochs: int = 0  # > 0: train this many passes over the data instead of `iterations`
     batch_size: int = 64
     d_steps: int = 1
     g_steps: int = 1
@@ -77,15 +100,19 @@ class TrainConfig:
     # R1 gradient penalty on D at real data (Mescheder et al. 2018); 0 = off.
     r1_gamma: float = 0.0
     eval_every: int = 200
+    eval_every_epochs: int = 0  # > 0: evaluate every this many epochs instead of `eval_every`
     log_every: int = 50
     checkpoint_every: int = 1000
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
     progress: bool = True
+    save_losses: bool = False  # write every iteration's D and G loss to losses.csv, as the seed
+    save_weights: bool = False  # write final generator.pt and discriminator.pt, as the seed
 
 
 @dataclass
 class LoggerConfig:
     tensorboard: bool = True
+    save_images: bool = True  # also write every logged picture as a PNG under images/
 
 
 @dataclass
@@ -105,7 +132,9 @@ def register_configs(experiments_dir: Optional[Path] = None) -> None:
     # Schemas live in their own `schema/` group, so they do not show up as choices of a group.
     cs.store(group="schema", name="run", node=RunConfig)
     cs.store(group="schema/dataset", name="normal", node=NormalDatasetConfig)
+    cs.store(group="schema/dataset", name="mnist", node=MnistDatasetConfig)
     cs.store(group="schema/model", name="gan1d", node=Gan1dModelConfig)
+    cs.store(group="schema/model", name="conv", node=ConvModelConfig)
     cs.store(group="schema", name="optimizer", node=OptimizerConfig)
     cs.store(group="schema", name="train", node=TrainConfig)
     cs.store(group="schema", name="logger", node=LoggerConfig)
@@ -120,16 +149,18 @@ _CHOICES = {
     "train.lr_schedule": ("constant", "linear"),
     "model.d_features": ("decorate", "sorted"),
     "model.init": ("torch", "keras"),
+    "model.arch": ("seed", "dcgan"),
+    "model.noise": ("uniform", "normal"),
     "optimizer.d.name": ("adam", "sgd"),
     "optimizer.g.name": ("adam", "sgd"),
 }
 _POSITIVE = (
     "train.iterations", "train.batch_size", "train.d_steps", "train.g_steps", "train.eval_every",
     "dataset.eval_samples", "train.log_every", "train.checkpoint_every",
-    "dataset.sample_size", "dataset.std", "model.d_hidden", "model.g_hidden",
+    "dataset.sample_size", "dataset.std", "model.z_dim", "model.width", "model.d_hidden", "model.g_hidden",
     "optimizer.d.lr", "optimizer.g.lr",
 )
-_NON_NEGATIVE = ("train.threads", "train.r1_gamma", "optimizer.d.weight_decay",
+_NON_NEGATIVE = ("train.threads", "train.epochs", "train.eval_every_epochs", "dataset.n_train", "train.r1_gamma", "optimizer.d.weight_decay",
                  "optimizer.g.weight_decay", "optimizer.d.momentum", "optimizer.g.momentum")
 _UNIT_INTERVAL = ("train.g_ema", "optimizer.d.beta1", "optimizer.g.beta1",
                   "optimizer.d.beta2", "optimizer.g.beta2")
@@ -164,5 +195,10 @@ def validate(cfg: DictConfig) -> None:
                 and not get(f"optimizer.{net}.momentum") > 0:
             fail(f"optimizer.{net}.momentum", "must be > 0 with nesterov=true",
                  f"set optimizer.{net}.momentum (e.g. 0.9) or optimizer.{net}.nesterov=false")
-    if cfg.train.lr_schedule == "linear" and cfg.train.iterations < 2:
-        fail("train.iterations", "is too short for lr_schedule=linear", "use at least 2 iterations")
+    fits = {"gan1d": "normal", "conv": "mnist"}
+    if fits.get(cfg.model.name, cfg.dataset.name) != cfg.dataset.name:
+        fail("model.name", f"does not fit dataset={cfg.dataset.name}",
+             f"use model={cfg.dataset.name} or another model built for {cfg.dataset.name}")
+    if cfg.dataset.name == "normal" and (cfg.train.epochs or cfg.train.eval_every_epochs):
+        fail("train.epochs", "needs a finite dataset (normal draws fresh samples every step)",
+             "give the length with train.iterations and train.eval_every")

@@ -35,16 +35,22 @@ def step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
 
 
 class EMA:
-    """An exponential moving average of G's weights: a cheap, well-known way to damp GAN oscillation."""
+    """An exponential moving average of G's weights: a cheap, well-known way to damp GAN oscillation.
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so that a short run
+    is not judged on weights still dominated by the initialisation.
+    """
 
     def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
+        self.decay, self.updates = decay, 0
         self.model = copy.deepcopy(model).requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
         ema = list(self.model.parameters())
-        torch._foreach_lerp_(ema, list(model.parameters()), 1.0 - self.decay)
+        torch._foreach_lerp_(ema, list(model.parameters()), 1.0 - decay)
         for b_ema, b in zip(self.model.buffers(), model.buffers()):
             b_ema.copy_(b)
 

@@ -45,3 +45,16 @@ def histogram_figure(series: dict[str, torch.Tensor], bins: int = 100,
         draw.line([width - 150, top + 15 + 16 * k, width - 125, top + 15 + 16 * k], fill=color, width=3)
         draw.text((width - 118, top + 9 + 16 * k), name, fill="black")
     return np.asarray(img)
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 2) -> np.ndarray:
+    """Images in [-1, 1], (N, 1, H, W) -> one grey grid picture, H x W x 3 uint8."""
+    images = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    n, _, h, w = images.shape
+    ncol = min(nrow, n)
+    nrows = -(-n // ncol)
+    grid = torch.full((nrows * (h + pad) + pad, ncol * (w + pad) + pad), 64, dtype=torch.uint8)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images[i, 0]
+    return np.repeat(grid.numpy()[:, :, None], 3, axis=2)

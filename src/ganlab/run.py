@@ -11,10 +11,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab import checkpoint, loop
-from ganlab.config import validate
+from ganlab.config import ConfigError, validate
 from ganlab.data import build_sampler
 from ganlab.losses import build_loss
-from ganlab.metrics import NormalEvaluator
+from ganlab.metrics import build_evaluator
 from ganlab.models import build_models, sample_noise
 from ganlab.progress import Progress
 from ganlab.tb_logger import TBLogger
@@ -37,33 +37,34 @@ def build_optimizer(spec: DictConfig, params) -> torch.optim.Optimizer:
                            weight_decay=spec.weight_decay)
 
 
-def build_schedulers(cfg: DictConfig, *optimizers) -> list:
-    if cfg.train.lr_schedule == "constant":
-        return []
-    total = cfg.train.iterations
-    return [torch.optim.lr_scheduler.LambdaLR(opt, lambda it: max(0.0, 1.0 - it / total))
-            for opt in optimizers]
-
-
-def build_gan(cfg: DictConfig) -> loop.GAN:
+def build_gan(cfg: DictConfig, iterations: int) -> loop.GAN:
     torch.manual_seed(stream(cfg.seed, "init").initial_seed())
     G, D = build_models(cfg.model, cfg.dataset)
     opt_g = build_optimizer(cfg.optimizer.g, G.parameters())
     opt_d = build_optimizer(cfg.optimizer.d, D.parameters())
+    schedulers = []
+    if cfg.train.lr_schedule == "linear":  # anneal to 0 at the last iteration
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lambda it: max(0.0, 1.0 - it / iterations))
+                      for opt in (opt_g, opt_d)]
     return loop.GAN(
         G=G, D=D, opt_g=opt_g, opt_d=opt_d,
         loss=build_loss(cfg.train.loss),
-        schedulers=build_schedulers(cfg, opt_g, opt_d),
+        schedulers=schedulers,
         ema=loop.EMA(G, cfg.train.g_ema) if cfg.train.g_ema > 0 else None,
         r1_gamma=cfg.train.r1_gamma,
     )
 
 
-def build_evaluator(cfg: DictConfig):
-    gen = stream(cfg.seed, "eval")
-    n = cfg.dataset.eval_samples
-    real = build_sampler(cfg.dataset, gen).sample(n)
-    return NormalEvaluator(cfg.dataset, real, sample_noise(cfg.model, cfg.dataset, n, gen))
+def schedule(cfg: DictConfig, sampler) -> tuple[int, int]:
+    """(iterations, eval_every) in iterations, from either iterations or epochs."""
+    t = cfg.train
+    per_epoch = sampler.batches_per_epoch(t.batch_size) if t.epochs or t.eval_every_epochs else 0
+    if (t.epochs or t.eval_every_epochs) and per_epoch == 0:
+        raise ConfigError(f"train.batch_size={t.batch_size} is larger than the {len(sampler.data)} "
+                          "training digits; lower it or use more data (dataset.n_train)")
+    iterations = t.epochs * per_epoch if t.epochs else t.iterations
+    eval_every = t.eval_every_epochs * per_epoch if t.eval_every_epochs else t.eval_every
+    return iterations, eval_every
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -73,7 +74,7 @@ def run_dir_of(cfg: DictConfig) -> Path:
 
 
 def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
-    """Train one GAN as configured; return the final KS (or the configured metric)."""
+    """Train one GAN as configured; return its final main metric (KS for normal, FD for MNIST)."""
     validate(cfg)
     run_dir = Path(run_dir) if run_dir is not None else run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -82,13 +83,18 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         torch.set_num_threads(cfg.train.threads)
 
     t_cfg = cfg.train
-    gan = build_gan(cfg)
-    data_gen, noise_gen = stream(cfg.seed, "data"), stream(cfg.seed, "noise")
+    data_gen, noise_gen, eval_gen = (stream(cfg.seed, s) for s in ("data", "noise", "eval"))
     sampler = build_sampler(cfg.dataset, data_gen)
-    evaluator = build_evaluator(cfg)
-    logger = TBLogger(run_dir, enabled=cfg.logger.tensorboard)
-    progress = Progress(t_cfg.iterations, enabled=t_cfg.progress)
+    iterations, eval_every = schedule(cfg, sampler)
+    gan = build_gan(cfg, iterations)
+    n_eval = cfg.dataset.eval_samples
+    evaluator = build_evaluator(cfg.dataset, sampler.reference(n_eval, eval_gen),
+                                sample_noise(cfg.model, cfg.dataset, n_eval, eval_gen))
+    logger = TBLogger(run_dir, enabled=cfg.logger.tensorboard,
+                      image_dir=run_dir / "images" if cfg.logger.save_images else None)
+    progress = Progress(iterations, enabled=t_cfg.progress)
     history: list[dict] = []
+    losses: list[torch.Tensor] = []
 
     def save(it: int) -> None:
         checkpoint.save_atomic({
@@ -97,19 +103,21 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
             "G_ema": gan.ema.model.state_dict() if gan.ema else None,
             "opt_g": gan.opt_g.state_dict(), "opt_d": gan.opt_d.state_dict(),
             "schedulers": [s.state_dict() for s in gan.schedulers],
-            "rng": {"torch": torch.get_rng_state(), "data": data_gen.get_state(),
-                    "noise": noise_gen.get_state()},
+            "rng": {"torch": torch.get_rng_state(), "noise": noise_gen.get_state()},
+            "data": sampler.state_dict(),
             "history": history,
             "config": OmegaConf.to_container(cfg, resolve=True),
         }, run_dir / "checkpoints" / "last.pt")
 
     def every_iteration(it: int, stats: dict[str, torch.Tensor]) -> None:
-        last = it == t_cfg.iterations
+        last = it == iterations
+        if t_cfg.save_losses:
+            losses.append(torch.stack([stats["loss/d"], stats["loss/g"]]))
         if it % t_cfg.log_every == 0 or last:
             values = {k: v.item() for k, v in stats.items()}
             logger.scalars(values, it)
             progress.update(it, {"d": values["loss/d"], "g": values["loss/g"]})
-        if it % t_cfg.eval_every == 0 or last:
+        if it % eval_every == 0 or last:
             evaluation = evaluator(gan.sampler)
             history.append({"iteration": it, **evaluation.scalars})
             logger.scalars({f"eval/{k}": v for k, v in evaluation.scalars.items()}, it)
@@ -123,7 +131,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     loop.train(gan,
                real=lambda: sampler.sample(t_cfg.batch_size),
                noise=lambda: sample_noise(cfg.model, cfg.dataset, t_cfg.batch_size, noise_gen),
-               start=0, iterations=t_cfg.iterations,
+               start=0, iterations=iterations,
                d_steps=t_cfg.d_steps, g_steps=t_cfg.g_steps,
                every_iteration=every_iteration)
     wall = time.perf_counter() - t0
@@ -133,6 +141,14 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     final = history[-1]
     (run_dir / "metrics.json").write_text(json.dumps({"final": final, "history": history}, indent=1))
     (run_dir / "timing.json").write_text(json.dumps(
-        {"wall_time_s": wall, "iterations_per_s": t_cfg.iterations / wall}, indent=1))
-    log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" for k, v in final.items()), wall)
-    return final["ks"]
+        {"wall_time_s": wall, "iterations": iterations, "iterations_per_s": iterations / wall}, indent=1))
+    if t_cfg.save_losses:
+        rows = torch.stack(losses).tolist()
+        (run_dir / "losses.csv").write_text(
+            "iteration,d_loss,g_loss\n" + "".join(f"{i + 1},{d},{g}\n" for i, (d, g) in enumerate(rows)))
+    if t_cfg.save_weights:
+        torch.save(gan.G.state_dict(), run_dir / "generator.pt")
+        torch.save(gan.D.state_dict(), run_dir / "discriminator.pt")
+    log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                             for k, v in final.items()), wall)
+    return final["ks" if cfg.dataset.name == "normal" else "fd"]

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
 
 class TBLogger:
-    def __init__(self, log_dir: Path, enabled: bool = True):
+    def __init__(self, log_dir: Path, enabled: bool = True, image_dir: Path | None = None):
         self.writer = SummaryWriter(str(log_dir)) if enabled else None
+        self.image_dir = image_dir
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         if self.writer:
@@ -24,10 +26,14 @@ class TBLogger:
                 self.writer.add_histogram(tag, value.detach().flatten(), step)
 
     def images(self, values: dict[str, np.ndarray], step: int) -> None:
-        """HWC uint8 pictures (histogram figures, digit grids)."""
-        if self.writer:
-            for tag, value in values.items():
+        """HWC uint8 pictures; also saved as images/TAG/STEP.png when image_dir is set."""
+        for tag, value in values.items():
+            if self.writer:
                 self.writer.add_image(tag, value, step, dataformats="HWC")
+            if self.image_dir is not None:
+                path = self.image_dir / tag / f"{step:08d}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(value).save(path)
 
     def close(self) -> None:
         if self.writer:

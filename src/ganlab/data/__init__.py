@@ -1,12 +1,23 @@
 """Dataset factory keyed by `dataset.name`. A sampler hands out real batches: `sample(batch)`."""
 
+from __future__ import annotations
+
+import logging
+
 import torch
 from omegaconf import DictConfig
 
+from ganlab.data.mnist import MnistSampler, load_mnist
 from ganlab.data.normal import NormalSampler
+
+log = logging.getLogger("ganlab")
 
 
 def build_sampler(dataset: DictConfig, generator: torch.Generator):
     if dataset.name == "normal":
         return NormalSampler(dataset.mean, dataset.std, dataset.sample_size, generator)
-    raise ValueError(f"unknown dataset.name {dataset.name!r}")
+    images, _, source = load_mnist(dataset.root, dataset.download)
+    if dataset.n_train:
+        images = images[: dataset.n_train]
+    log.info("MNIST: %d training digits from %s", len(images), source)
+    return MnistSampler(images, dataset.shuffle, generator)

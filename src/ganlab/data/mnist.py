@@ -53,7 +53,7 @@ def read_idx(path: Path) -> np.ndarray:
         what = "truncated" if len(raw) < expected else "longer than its header says"
         raise DataError(f"{path}: {what} ({len(raw)} bytes, header {shape} needs {expected}); "
                         "download the file again")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).copy()  # writable
 
 
 def write_idx(array: np.ndarray, path: Path) -> None:
@@ -150,6 +150,10 @@ class MnistSampler:
         index = self.order[self.position: self.position + batch]
         self.position += batch
         return self.data[index]
+
+    def reference(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """A fixed random set of min(n, N) real digits to evaluate against."""
+        return self.data[torch.randperm(len(self.data), generator=generator)[:n]]
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "order": self.order, "position": self.position}

@@ -9,7 +9,11 @@ class NormalSampler:
         self.generator = generator
 
     def sample(self, batch: int) -> torch.Tensor:
-        x = torch.randn(batch, self.sample_size, generator=self.generator)
+        return self.reference(batch, self.generator)
+
+    def reference(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """A fixed set of real samples to evaluate against, from its own random stream."""
+        x = torch.randn(n, self.sample_size, generator=generator)
         return x.mul_(self.std).add_(self.mean)
 
     def state_dict(self) -> dict:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ganlab.metrics.normal import summarize
-from ganlab.plots import histogram_figure
+from ganlab.plots import histogram_figure, image_grid
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Evaluation:
 
 
 class NormalEvaluator:
-    """KS, W1, mean and std of `vectors` x `sample_size` generated samples against the target."""
+    """KS, W1, mean and std of the generated samples against the target distribution."""
 
     def __init__(self, dataset: DictConfig, real: torch.Tensor, noise: torch.Tensor):
         self.mean, self.std = dataset.mean, dataset.std
@@ -47,3 +47,28 @@ class NormalEvaluator:
                 title=f"KS {scalars['ks']:.3f}   W1 {scalars['w1']:.3f}   "
                       f"mean {scalars['mean']:.2f}   std {scalars['std']:.2f}")},
         )
+
+
+class MnistEvaluator:
+    """Classifier-based digit metrics (see metrics/mnist.py) and a grid of generated digits."""
+
+    def __init__(self, dataset: DictConfig, real: torch.Tensor, noise: torch.Tensor, grid: int = 64):
+        from ganlab.metrics.mnist import DigitMetrics
+
+        self.real, self.noise, self.grid = real, noise, grid
+        self.metrics = DigitMetrics(real)
+
+    @torch.inference_mode()
+    def __call__(self, G: nn.Module) -> Evaluation:
+        G.eval()
+        generated = torch.cat([G(z) for z in self.noise.split(500)])
+        return Evaluation(
+            scalars=self.metrics(generated),
+            histograms={"real": self.real, "generated": generated, "noise": self.noise},
+            images={"samples": image_grid(generated[: self.grid])},
+        )
+
+
+def build_evaluator(dataset: DictConfig, real: torch.Tensor, noise: torch.Tensor):
+    evaluator = NormalEvaluator if dataset.name == "normal" else MnistEvaluator
+    return evaluator(dataset, real, noise)

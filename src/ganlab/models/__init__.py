@@ -1,4 +1,4 @@
-"""Model factory: one entry a GAN family, keyed by `model.name`."""
+"""Model factory: one entry a GAN family, keyed by `model.name`; G also knows its noise."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from ganlab.models.conv_mnist import DcganDiscriminator, DcganGenerator, SeedDiscriminator, SeedGenerator
 from ganlab.models.gan1d import Discriminator1d, Generator1d
 
 
 def keras_init(module: nn.Module) -> None:
     """Keras' defaults, for faithful presets: Glorot-uniform weights and zero biases."""
     for layer in module.modules():
-        if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.xavier_uniform_(layer.weight)
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
 
 
 def build_models(model: DictConfig, dataset: DictConfig) -> tuple[nn.Module, nn.Module]:
@@ -22,8 +24,10 @@ def build_models(model: DictConfig, dataset: DictConfig) -> tuple[nn.Module, nn.
     if model.name == "gan1d":
         g = Generator1d(model.g_hidden)
         d = Discriminator1d(dataset.sample_size, model.d_hidden, model.d_features)
+    elif model.arch == "seed":
+        g, d = SeedGenerator(model.z_dim), SeedDiscriminator()
     else:
-        raise ValueError(f"unknown model.name {model.name!r}")
+        g, d = DcganGenerator(model.z_dim, model.width), DcganDiscriminator(model.width)
     if model.init == "keras":
         keras_init(g)
         keras_init(d)
@@ -31,7 +35,10 @@ def build_models(model: DictConfig, dataset: DictConfig) -> tuple[nn.Module, nn.
 
 
 def sample_noise(model: DictConfig, dataset: DictConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
-    """G's input. The 1-D GAN keeps the seed's uniform [0, 1) noise, one value per output sample."""
+    """G's input: the 1-D GAN keeps the seed's uniform [0, 1) noise, one value per output sample;
+    the conv GANs draw z_dim values, uniform on (-1, 1) as the seed or standard normal."""
     if model.name == "gan1d":
         return torch.rand(batch, dataset.sample_size, generator=generator)
-    raise ValueError(f"unknown model.name {model.name!r}")
+    if model.noise == "uniform":
+        return torch.rand(batch, model.z_dim, generator=generator).mul_(2).sub_(1)
+    return torch.randn(batch, model.z_dim, generator=generator)

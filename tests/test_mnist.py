@@ -1,0 +1,172 @@
+"""MNIST through the real IDX loader, the shipped subset, the conv GANs and the digit metrics."""
+
+import gzip
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, TINY, read_events, run_cli
+from ganlab.data import mnist
+from ganlab.data.mnist import DataError, load_mnist, read_idx, write_idx
+
+SHARED_CSV = ROOT.parent / "shared" / "data" / "mnist_5k.csv.gz"
+MNIST_TINY = [*TINY, "dataset=mnist", "dataset.n_train=64", "dataset.eval_samples=32",
+              "train.batch_size=8", "train.epochs=0", "train.eval_every_epochs=0"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """300 real digits and labels from the shared CSV (the source of the shipped subset)."""
+    if not SHARED_CSV.exists():
+        pytest.skip(f"{SHARED_CSV} not present")
+    rows = np.loadtxt(gzip.open(SHARED_CSV), delimiter=",", dtype=np.int64, max_rows=300)
+    return rows[:, :784].reshape(-1, 28, 28).astype(np.uint8), rows[:, 784].astype(np.uint8)
+
+
+def write_mnist(root, images, labels, suffix=".gz"):
+    root.mkdir(parents=True, exist_ok=True)
+    write_idx(images, root / f"train-images-idx3-ubyte{suffix}")
+    write_idx(labels, root / f"train-labels-idx1-ubyte{suffix}")
+    return root
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_idx_files_load_through_the_real_loader(tmp_path, digits, suffix):
+    images, labels = digits
+    root = write_mnist(tmp_path / "mnist", images, labels, suffix)
+    got_images, got_labels, source = load_mnist(str(root))
+    assert np.array_equal(got_images, images) and np.array_equal(got_labels, labels)
+    assert source.endswith("train-images-idx3-ubyte" + suffix)
+
+
+def test_shipped_subset_is_real_mnist():
+    images, labels, source = load_mnist(None)
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [500] * 10
+    assert "mnist_subset" in source
+
+
+def corrupt(root, images, labels, case):
+    name = root / "train-images-idx3-ubyte.gz"
+    if case == "truncated":
+        raw = gzip.decompress(name.read_bytes())
+        name.write_bytes(gzip.compress(raw[: len(raw) // 2]))
+    elif case == "bad magic":
+        name.write_bytes(gzip.compress(b"\x12\x34\x56\x78" + b"\0" * 100))
+    elif case == "not gzip":
+        name.write_bytes(b"this is not a gzip file")
+    elif case == "wrong size":
+        write_idx(images[:, :20, :20], name)
+    elif case == "label count":
+        write_idx(labels[:10], root / "train-labels-idx1-ubyte.gz")
+    elif case == "missing":
+        (root / "train-labels-idx1-ubyte.gz").unlink()
+    elif case == "header too short":
+        name.write_bytes(gzip.compress(b"\0\0\x08\x03\0\0"))
+    return name
+
+
+@pytest.mark.parametrize("case,words", [
+    ("truncated", "truncated"), ("bad magic", "not an IDX file"), ("not gzip", "gzip"),
+    ("wrong size", "not 28 x 28"), ("label count", "do not belong together"),
+    ("missing", "no train-labels-idx1-ubyte"), ("header too short", "truncated IDX header"),
+])
+def test_bad_data_files_name_the_file_and_the_problem(tmp_path, digits, case, words):
+    root = write_mnist(tmp_path / "mnist", *digits)
+    corrupt(root, *digits, case)
+    with pytest.raises(DataError, match=words) as info:
+        load_mnist(str(root))
+    assert str(root) in str(info.value)
+
+
+def test_bad_data_files_stop_train_py_with_one_line(tmp_path, digits):
+    root = write_mnist(tmp_path / "mnist", *digits)
+    corrupt(root, *digits, "truncated")
+    result = run_cli("dataset=mnist", f"dataset.root={root}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "train-images-idx3-ubyte.gz" in lines[0] and "truncated" in lines[0]
+
+
+def test_download_checks_the_checksum_before_keeping_a_file(tmp_path, digits, monkeypatch):
+    mirror = write_mnist(tmp_path / "mirror", *digits)
+    md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in mirror.iterdir()}
+    monkeypatch.setattr(mnist, "MIRRORS", (mirror.as_uri() + "/",))
+    monkeypatch.setattr(mnist, "MD5", {**md5, "train-images-idx3-ubyte.gz": "0" * 32})
+    with pytest.raises(DataError, match="valid checksum"):
+        load_mnist(str(tmp_path / "bad"), download_missing=True)
+    assert not (tmp_path / "bad" / "train-images-idx3-ubyte.gz").exists()
+
+    monkeypatch.setattr(mnist, "MD5", md5)
+    images, labels, _ = load_mnist(str(tmp_path / "good"), download_missing=True)
+    assert np.array_equal(images, digits[0])
+
+
+def test_mnist_run_logs_digit_grids_and_metrics(train_tiny):
+    run_dir = train_tiny(*MNIST_TINY, "model=mnist_dcgan")
+    events = read_events(run_dir)
+    assert "samples" in events.Tags()["images"]
+    assert {"loss/d", "loss/g", "d_out/real", "eval/fd", "eval/score", "eval/coverage",
+            "eval/class_kl"} <= set(events.Tags()["scalars"])
+    assert {"real", "generated", "noise"} <= set(events.Tags()["histograms"])
+    assert sorted(p.name for p in (run_dir / "images" / "samples").iterdir()) == \
+        ["00000020.png", "00000040.png"]
+    final = json.loads((run_dir / "metrics.json").read_text())["final"]
+    assert {"fd", "score", "coverage", "class_kl"} <= set(final)
+
+
+def test_seed_mnist_preset_runs_in_epochs_and_saves_losses_and_weights(train_tiny):
+    run_dir = train_tiny("experiment=seed_mnist", *TINY, "dataset.n_train=64",
+                         "dataset.eval_samples=16", "train.batch_size=16", "train.epochs=2",
+                         "train.eval_every_epochs=1")
+    timing = json.loads((run_dir / "timing.json").read_text())
+    assert timing["iterations"] == 8  # 2 epochs x 64 // 16
+    losses = (run_dir / "losses.csv").read_text().splitlines()
+    assert losses[0] == "iteration,d_loss,g_loss" and len(losses) == 9
+    assert (run_dir / "generator.pt").exists() and (run_dir / "discriminator.pt").exists()
+    assert len(json.loads((run_dir / "metrics.json").read_text())["history"]) == 2
+
+
+def test_generate_writes_the_same_samples_for_the_same_seed(train_tiny, tmp_path):
+    runs = {"mnist": train_tiny(*MNIST_TINY, "model=mnist_dcgan", name="m"), "normal": train_tiny(name="n")}
+    for name, run_dir in runs.items():
+        outs = []
+        for i, seed in enumerate((7, 7, 8)):
+            out = tmp_path / f"{name}{i}"
+            result = run_cli(f"run={run_dir}", "num_samples=10", f"seed={seed}",
+                             f"out={out}", script="generate.py")
+            assert result.returncode == 0, result.stderr
+            assert out.with_suffix(".png").exists()
+            outs.append(np.load(out.with_suffix(".npy")))
+        if name == "mnist":
+            assert outs[0].shape == (10, 28, 28) and outs[0].dtype == np.uint8
+        else:
+            assert outs[0].shape == (10,) and outs[0].dtype == np.float32
+        assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
+
+
+def test_generate_bad_run_dir_is_one_line(tmp_path):
+    result = run_cli(f"run={tmp_path}", script="generate.py")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "no checkpoints/last.pt" in result.stderr
+
+
+def test_classifier_is_accurate_and_metrics_separate_real_from_noise():
+    from ganlab.metrics.mnist import DigitMetrics, features_and_probs, load_classifier
+
+    images, labels, _ = load_mnist(None)
+    x = (torch.from_numpy(images).float().unsqueeze(1) - 127.5) / 127.5
+    classifier = load_classifier()
+    _, probs = features_and_probs(classifier, x[4000:])  # the held-out 1,000
+    accuracy = (probs.argmax(1).numpy() == labels[4000:]).mean()
+    assert accuracy > 0.95
+    metrics = DigitMetrics(x[:2000], classifier)
+    real = metrics(x[2000:4000])
+    noise = metrics(torch.rand(2000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    assert real["fd"] < 0.1 * noise["fd"]
+    assert real["score"] > 8 and real["coverage"] == 10
+    assert noise["score"] < 3
