@@ -3,7 +3,6 @@
 import gzip
 import hashlib
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -20,9 +19,11 @@ MNIST_TINY = [*TINY, "dataset=mnist", "dataset.n_train=64", "dataset.eval_sample
 
 @pytest.fixture(scope="module")
 def digits():
-    """300 real digits and labels from the shared CSV (the source of the shipped subset)."""
+    """300 real digits and labels from the shared CSV (the source of the shipped subset), or
+    from the shipped subset itself where the CSV is not beside the checkout."""
     if not SHARED_CSV.exists():
-        pytest.skip(f"{SHARED_CSV} not present")
+        images, labels, _ = load_mnist(None)
+        return images[:300], labels[:300]
     rows = np.loadtxt(gzip.open(SHARED_CSV), delimiter=",", dtype=np.int64, max_rows=300)
     return rows[:, :784].reshape(-1, 28, 28).astype(np.uint8), rows[:, 784].astype(np.uint8)
 
