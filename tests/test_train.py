@@ -58,3 +58,10 @@ def test_train_py_runs_from_the_command_line(tmp_path):
     assert (tmp_path / "metrics.json").exists() and (tmp_path / "checkpoints" / "last.pt").exists()
     assert list(tmp_path.glob("events.out.tfevents.*"))
     assert "final:" in result.stdout + result.stderr
+
+
+def test_a_run_without_hydra_run_dir_writes_under_outputs(tmp_path):
+    result = run_cli(*TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = tmp_path.glob("outputs/*/*")
+    assert (run_dir / "metrics.json").exists() and (run_dir / ".hydra" / "config.yaml").exists()

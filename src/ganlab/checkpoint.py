@@ -3,27 +3,65 @@
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ganlab.errors import UserError
 
-def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`.
+LAST = "last.pt"
 
-    A crash mid-save leaves the previous checkpoint intact: rename is atomic on POSIX.
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, unreadable, unsafe or of another run."""
+
+
+def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0) -> Path:
+    """Write `directory/last.pt` (and `iter_N.pt`, keeping the newest `keep` of those).
+
+    The bytes go to a temporary file that is flushed, fsynced and then renamed over last.pt:
+    a crash or a full disk mid-save leaves the previous checkpoint intact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{LAST}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if keep > 0:
+            numbered = directory / f"iter_{state['iteration']:08d}.pt"
+            numbered.unlink(missing_ok=True)
+            os.link(tmp, numbered)  # same bytes, no second write
+            for old in sorted(directory.glob("iter_*.pt"))[:-keep]:
+                old.unlink()
+        os.replace(tmp, directory / LAST)
+    except OSError as error:
+        raise CheckpointError(f"could not write a checkpoint to {directory} ({error.strerror}); "
+                              "the previous checkpoint is kept; free space or fix permissions") from None
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after a successful rename; a partial file otherwise
+    return directory / LAST
 
 
 def load(path: Path) -> dict[str, Any]:
-    """Load tensors and plain containers only: a crafted pickle cannot run code here."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load tensors and plain containers only (weights_only): a crafted pickle cannot run code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint there; give the directory of a run written by train.py")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).splitlines()[0]
+        raise CheckpointError(f"{path}: refused, it holds objects other than tensors and plain data "
+                              f"({reason}); only load checkpoints written by ganlab") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({str(error).splitlines()[0]}); "
+                              "resume from an older iter_*.pt or start a new run") from None
+    if not isinstance(state, dict) or "iteration" not in state or "config" not in state:
+        raise CheckpointError(f"{path}: not a ganlab checkpoint (no iteration/config inside)")
+    return state

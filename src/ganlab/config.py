@@ -103,6 +103,7 @@ class TrainConfig:
     eval_every_epochs: int = 0  # > 0: evaluate every this many epochs instead of `eval_every`
     log_every: int = 50
     checkpoint_every: int = 1000
+    keep_checkpoints: int = 2  # numbered iter_N.pt files kept beside last.pt; 0 = last.pt only
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
     progress: bool = True
     save_losses: bool = False  # write every iteration's D and G loss to losses.csv, as the seed
@@ -123,11 +124,14 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
+    resume: Optional[str] = None  # a run directory to continue, in place
     experiment_name: Optional[str] = None
 
 
 def register_configs(experiments_dir: Optional[Path] = None) -> None:
     """Register schemas, and the top-level experiments/ presets as the `experiment` group."""
+    if not OmegaConf.has_resolver("first_set"):  # hydra.run.dir is the resumed run's, if any
+        OmegaConf.register_new_resolver("first_set", lambda *values: next(v for v in values if v is not None))
     cs = ConfigStore.instance()
     # Schemas live in their own `schema/` group, so they do not show up as choices of a group.
     cs.store(group="schema", name="run", node=RunConfig)
@@ -160,7 +164,7 @@ _POSITIVE = (
     "dataset.sample_size", "dataset.std", "model.z_dim", "model.width", "model.d_hidden", "model.g_hidden",
     "optimizer.d.lr", "optimizer.g.lr",
 )
-_NON_NEGATIVE = ("train.threads", "train.epochs", "train.eval_every_epochs", "dataset.n_train", "train.r1_gamma", "optimizer.d.weight_decay",
+_NON_NEGATIVE = ("train.threads", "train.keep_checkpoints", "train.epochs", "train.eval_every_epochs", "dataset.n_train", "train.r1_gamma", "optimizer.d.weight_decay",
                  "optimizer.g.weight_decay", "optimizer.d.momentum", "optimizer.g.momentum")
 _UNIT_INTERVAL = ("train.g_ema", "optimizer.d.beta1", "optimizer.g.beta1",
                   "optimizer.d.beta2", "optimizer.g.beta2")

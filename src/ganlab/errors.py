@@ -13,6 +13,8 @@ from omegaconf.errors import OmegaConfBaseException
 class UserError(Exception):
     """Something the user can fix; the message says what is wrong and how to fix it."""
 
+    exit_code = 2
+
 
 _NOISE = ("full_key:", "reference_type", "object_type", "Set the environment variable",
           "Config search path", "provider=")
@@ -31,7 +33,7 @@ def fail(error: BaseException) -> NoReturn:
     if os.environ.get("GANLAB_FULL_ERROR") == "1":
         raise error
     sys.stderr.write(f"ganlab: error: {one_line(error)}\n")
-    sys.exit(2)
+    sys.exit(getattr(error, "exit_code", 2))
 
 
 def run_reporting_user_errors(main: Callable[[], object]) -> None:
@@ -48,3 +50,8 @@ def run_reporting_user_errors(main: Callable[[], object]) -> None:
         main()
     except (HydraException, OmegaConfBaseException, UserError) as error:
         fail(error)
+    except OSError as error:  # Hydra itself could not write the run directory, say
+        if error.filename is None:
+            raise
+        fail(UserError(f"cannot write {error.filename} ({error.strerror}); "
+                       "choose a writable directory with hydra.run.dir=DIR"))

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab import checkpoint, loop
+from ganlab.checkpoint import CheckpointError
 from ganlab.config import ConfigError, validate
+from ganlab.errors import UserError
 from ganlab.data import build_sampler
 from ganlab.losses import build_loss
 from ganlab.metrics import build_evaluator
@@ -73,12 +79,56 @@ def run_dir_of(cfg: DictConfig) -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
+class Diverged(UserError):
+    """A loss became NaN or infinite."""
+
+
+class Interrupted(UserError):
+    """Ctrl-C or SIGTERM: the run saved a checkpoint and stopped."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+@contextmanager
+def stop_requests() -> Iterator[list[int]]:
+    """Turn SIGINT/SIGTERM into a flag the loop checks, so it can save before it stops."""
+    requested: list[int] = []
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handlers[signum] = signal.signal(signum, lambda num, frame: requested.append(num))
+    try:
+        yield requested
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def check_compatible(saved: dict, cfg: DictConfig, path: Path) -> None:
+    """A checkpoint continues only the same GAN on the same data."""
+    for key in ("model", "dataset"):
+        if saved[key] != OmegaConf.to_container(cfg[key], resolve=True):
+            raise CheckpointError(
+                f"{path}: checkpoint is of {key} {saved[key]}, the command line asks for "
+                f"{OmegaConf.to_container(cfg[key], resolve=True)}; resume with the run's own overrides")
+
+
 def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
-    """Train one GAN as configured; return its final main metric (KS for normal, FD for MNIST)."""
+    """Train one GAN as configured (or continue `cfg.resume`); return its final main metric
+    (KS for normal, FD for MNIST)."""
     validate(cfg)
-    run_dir = Path(run_dir) if run_dir is not None else run_dir_of(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    run_dir = Path(cfg.resume or run_dir or run_dir_of(cfg))
+    saved = checkpoint.load(run_dir / "checkpoints" / checkpoint.LAST) if cfg.resume else None
+    if saved:
+        check_compatible(saved["config"], cfg, run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    except OSError as error:
+        raise UserError(f"cannot write to the run directory {run_dir} ({error.strerror}); "
+                        "choose another with hydra.run.dir=DIR") from None
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
 
@@ -90,27 +140,36 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     n_eval = cfg.dataset.eval_samples
     evaluator = build_evaluator(cfg.dataset, sampler.reference(n_eval, eval_gen),
                                 sample_noise(cfg.model, cfg.dataset, n_eval, eval_gen))
-    logger = TBLogger(run_dir, enabled=cfg.logger.tensorboard,
-                      image_dir=run_dir / "images" if cfg.logger.save_images else None)
-    progress = Progress(iterations, enabled=t_cfg.progress)
     history: list[dict] = []
     losses: list[torch.Tensor] = []
+    start = 0
+    if saved:
+        start = restore(saved, gan, sampler, noise_gen)
+        history, losses = saved["history"], list(saved["losses"])
+        if start >= iterations:
+            log.info("nothing left to do: %s is at iteration %d of %d; raise train.iterations "
+                     "(or train.epochs) to extend it", run_dir, start, iterations)
+            return main_metric(cfg, history[-1])
+        log.info("resuming %s at iteration %d of %d", run_dir, start, iterations)
+
+    # purge_step drops the events a killed run logged after its last checkpoint (steps > start):
+    # TensorBoard shows one unbroken curve.
+    logger = TBLogger(run_dir, enabled=cfg.logger.tensorboard, purge_step=start + 1 if start else None,
+                      image_dir=run_dir / "images" if cfg.logger.save_images else None)
+    progress = Progress(iterations, start=start, enabled=t_cfg.progress)
 
     def save(it: int) -> None:
-        checkpoint.save_atomic({
-            "iteration": it,
-            "G": gan.G.state_dict(), "D": gan.D.state_dict(),
-            "G_ema": gan.ema.model.state_dict() if gan.ema else None,
-            "opt_g": gan.opt_g.state_dict(), "opt_d": gan.opt_d.state_dict(),
-            "schedulers": [s.state_dict() for s in gan.schedulers],
-            "rng": {"torch": torch.get_rng_state(), "noise": noise_gen.get_state()},
-            "data": sampler.state_dict(),
-            "history": history,
-            "config": OmegaConf.to_container(cfg, resolve=True),
-        }, run_dir / "checkpoints" / "last.pt")
+        checkpoint.save_atomic(
+            state_of(gan, sampler, noise_gen, it, history, losses, cfg),
+            run_dir / "checkpoints", keep=t_cfg.keep_checkpoints)
 
     def every_iteration(it: int, stats: dict[str, torch.Tensor]) -> None:
         last = it == iterations
+        for net in ("d", "g"):  # stop before a NaN can reach a checkpoint (a CPU read, no sync)
+            if not torch.isfinite(stats[f"loss/{net}"]):
+                raise Diverged(f"the {net.upper()} loss became {stats[f'loss/{net}'].item()} at iteration "
+                               f"{it}; {run_dir}/checkpoints/last.pt keeps the last good state; "
+                               "lower the learning rates or set train.r1_gamma")
         if t_cfg.save_losses:
             losses.append(torch.stack([stats["loss/d"], stats["loss/g"]]))
         if it % t_cfg.log_every == 0 or last:
@@ -123,25 +182,33 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
             logger.scalars({f"eval/{k}": v for k, v in evaluation.scalars.items()}, it)
             logger.histograms(evaluation.histograms, it)
             logger.images(evaluation.images, it)
-        if it % t_cfg.checkpoint_every == 0 or last:
+        if it % t_cfg.checkpoint_every == 0 or last or requested:
             save(it)
+        if requested and not last:
+            name = signal.Signals(requested[0]).name
+            raise Interrupted(f"{name} at iteration {it}: checkpoint saved in {run_dir}/checkpoints; "
+                              f"continue with the same command plus resume={run_dir}", requested[0])
 
     log.info("run directory: %s", run_dir)
     t0 = time.perf_counter()
-    loop.train(gan,
-               real=lambda: sampler.sample(t_cfg.batch_size),
-               noise=lambda: sample_noise(cfg.model, cfg.dataset, t_cfg.batch_size, noise_gen),
-               start=0, iterations=iterations,
-               d_steps=t_cfg.d_steps, g_steps=t_cfg.g_steps,
-               every_iteration=every_iteration)
+    try:
+        with stop_requests() as requested:
+            loop.train(gan,
+                       real=lambda: sampler.sample(t_cfg.batch_size),
+                       noise=lambda: sample_noise(cfg.model, cfg.dataset, t_cfg.batch_size, noise_gen),
+                       start=start, iterations=iterations,
+                       d_steps=t_cfg.d_steps, g_steps=t_cfg.g_steps,
+                       every_iteration=every_iteration)
+    finally:
+        progress.close()
+        logger.close()
     wall = time.perf_counter() - t0
-    progress.close()
-    logger.close()
 
     final = history[-1]
     (run_dir / "metrics.json").write_text(json.dumps({"final": final, "history": history}, indent=1))
     (run_dir / "timing.json").write_text(json.dumps(
-        {"wall_time_s": wall, "iterations": iterations, "iterations_per_s": iterations / wall}, indent=1))
+        {"wall_time_s": wall, "iterations": iterations - start,
+         "iterations_per_s": (iterations - start) / wall}, indent=1))
     if t_cfg.save_losses:
         rows = torch.stack(losses).tolist()
         (run_dir / "losses.csv").write_text(
@@ -151,4 +218,41 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         torch.save(gan.D.state_dict(), run_dir / "discriminator.pt")
     log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in final.items()), wall)
-    return final["ks" if cfg.dataset.name == "normal" else "fd"]
+    return main_metric(cfg, final)
+
+
+def main_metric(cfg: DictConfig, metrics: dict) -> float:
+    return metrics["ks" if cfg.dataset.name == "normal" else "fd"]
+
+
+def state_of(gan: loop.GAN, sampler, noise_gen, it: int, history, losses, cfg) -> dict:
+    """Everything needed to continue exactly: networks, optimizers, schedules, random states."""
+    return {
+        "iteration": it,
+        "G": gan.G.state_dict(), "D": gan.D.state_dict(),
+        "G_ema": gan.ema.model.state_dict() if gan.ema else None,
+        "ema_updates": gan.ema.updates if gan.ema else 0,
+        "opt_g": gan.opt_g.state_dict(), "opt_d": gan.opt_d.state_dict(),
+        "schedulers": [s.state_dict() for s in gan.schedulers],
+        "rng": {"torch": torch.get_rng_state(), "noise": noise_gen.get_state()},
+        "data": sampler.state_dict(),
+        "history": history,
+        "losses": torch.stack(losses) if losses else torch.zeros(0, 2),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def restore(state: dict, gan: loop.GAN, sampler, noise_gen) -> int:
+    gan.G.load_state_dict(state["G"])
+    gan.D.load_state_dict(state["D"])
+    if gan.ema is not None and state["G_ema"] is not None:
+        gan.ema.model.load_state_dict(state["G_ema"])
+        gan.ema.updates = state["ema_updates"]
+    gan.opt_g.load_state_dict(state["opt_g"])
+    gan.opt_d.load_state_dict(state["opt_d"])
+    for scheduler, saved in zip(gan.schedulers, state["schedulers"]):
+        scheduler.load_state_dict(saved)
+    torch.set_rng_state(state["rng"]["torch"])
+    noise_gen.set_state(state["rng"]["noise"])
+    sampler.load_state_dict(state["data"])
+    return state["iteration"]

@@ -11,8 +11,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 
 class TBLogger:
-    def __init__(self, log_dir: Path, enabled: bool = True, image_dir: Path | None = None):
-        self.writer = SummaryWriter(str(log_dir)) if enabled else None
+    def __init__(self, log_dir: Path, enabled: bool = True, image_dir: Path | None = None,
+                 purge_step: int | None = None):
+        self.writer = SummaryWriter(str(log_dir), purge_step=purge_step) if enabled else None
         self.image_dir = image_dir
 
     def scalars(self, values: dict[str, float], step: int) -> None:

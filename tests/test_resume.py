@@ -1,0 +1,208 @@
+"""Runs survive interruption, bad input and untrusted files, and lose nothing."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY, compose_cfg, read_events, run_cli
+from ganlab import checkpoint
+from ganlab.checkpoint import CheckpointError
+from ganlab.run import Diverged, train
+
+# A resumable tiny run: every checkpoint kept, so any of them can play "the last one before a crash".
+RESUMABLE = [*TINY, "train.checkpoint_every=10", "train.keep_checkpoints=10", "train.eval_every=10",
+             "train.g_ema=0.9", "train.lr_schedule=linear"]
+
+
+def weights(run_dir, key="G"):
+    return checkpoint.load(run_dir / "checkpoints" / "last.pt")[key]
+
+
+def assert_same_run(a, b):
+    assert (a / "metrics.json").read_bytes() == (b / "metrics.json").read_bytes()
+    for key in ("G", "G_ema", "D"):
+        wa, wb = weights(a, key), weights(b, key)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def steps(run_dir, tag):
+    return [e.step for e in read_events(run_dir).Scalars(tag)]
+
+
+@pytest.mark.parametrize("killed_after", [10, 20, 30])
+def test_resume_after_a_crash_is_bit_identical(tmp_path, killed_after):
+    for extra in ([], ["dataset=mnist", "model=mnist_dcgan", "dataset.n_train=64", "dataset.eval_samples=16",
+                       "train.epochs=0", "train.eval_every_epochs=0", "dataset.shuffle=true"]):
+        name = "mnist" if extra else "normal"
+        never_stopped = tmp_path / f"{name}_a"
+        train(compose_cfg([*RESUMABLE, *extra]), run_dir=never_stopped)
+        # The same run, "killed" right after the checkpoint at `killed_after`: what a kill -9 leaves.
+        crashed = tmp_path / f"{name}_b"
+        shutil.copytree(never_stopped, crashed)
+        (crashed / "metrics.json").unlink()
+        shutil.copy(crashed / "checkpoints" / f"iter_{killed_after:08d}.pt", crashed / "checkpoints" / "last.pt")
+        train(compose_cfg([*RESUMABLE, *extra, f"resume={crashed}"]))
+        assert_same_run(never_stopped, crashed)
+        # TensorBoard shows one curve: the steps logged after the checkpoint were purged, not duplicated.
+        assert steps(crashed, "loss/d") == steps(never_stopped, "loss/d") == [10, 20, 30, 40]
+        assert steps(crashed, "eval/" + ("ks" if name == "normal" else "fd")) == [10, 20, 30, 40]
+
+
+def test_a_finished_run_extends_and_says_when_nothing_is_left(tmp_path, caplog):
+    constant = [*RESUMABLE, "train.lr_schedule=constant"]
+    train(compose_cfg([*constant, "train.iterations=40"]), run_dir=tmp_path / "long")
+    train(compose_cfg([*constant, "train.iterations=20"]), run_dir=tmp_path / "short")
+    train(compose_cfg([*constant, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
+    assert_same_run(tmp_path / "long", tmp_path / "short")
+    before = (tmp_path / "short" / "checkpoints" / "last.pt").read_bytes()
+    with caplog.at_level("INFO", logger="ganlab"):
+        train(compose_cfg([*constant, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
+    assert "nothing left to do" in caplog.text
+    assert (tmp_path / "short" / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_only_last_and_the_newest_k_checkpoints_are_kept(train_tiny):
+    run_dir = train_tiny("train.checkpoint_every=10", "train.keep_checkpoints=2")
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == \
+        ["iter_00000030.pt", "iter_00000040.pt", "last.pt"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_saves_a_checkpoint_and_the_run_resumes_identically(tmp_path, signum):
+    args = [*TINY, "train.iterations=1000000", "train.lr_schedule=constant", "train.eval_every=10",
+            "train.log_every=5", "train.checkpoint_every=100000"]
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(run_dir.glob("events.out.tfevents.*")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let it train a while
+    t0 = time.time()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert time.time() - t0 < 10
+    assert proc.returncode == 128 + signum, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("ganlab: error: " + signal.Signals(signum).name) and "resume=" in lines[-1]
+    assert "Traceback" not in err
+    stopped_at = checkpoint.load(run_dir / "checkpoints" / "last.pt")["iteration"]
+    assert stopped_at > 0
+
+    finish = ["train.iterations=" + str(stopped_at + 25)]
+    result = run_cli(*args, *finish, f"resume={run_dir}")
+    assert result.returncode == 0, result.stderr
+    reference = tmp_path / "reference"
+    train(compose_cfg([*args, *finish, "train.progress=false"]), run_dir=reference)
+    assert_same_run(reference, run_dir)
+    assert steps(run_dir, "loss/d") == steps(reference, "loss/d")
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    # Plain SGD with lr 1 on the least-squares loss blows up within a few iterations.
+    cfg = compose_cfg([*TINY, "train.iterations=200", "train.checkpoint_every=1", "train.r1_gamma=0",
+                       "train.lr_schedule=constant", "optimizer=sgd_nesterov", "optimizer.d.lr=1",
+                       "optimizer.g.lr=1", "train.loss=lsgan"])
+    with pytest.raises(Diverged, match=r"the (D|G) loss became (nan|inf|-inf) at iteration \d+;") as info:
+        train(cfg, run_dir=run_dir)
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+    assert state["iteration"] >= 1 and f"at iteration {state['iteration'] + 1};" in str(info.value)
+    assert all(torch.isfinite(t).all() for t in [*state["G"].values(), *state["D"].values()])
+
+
+class RunsCode:
+    """Unpickling this would create a file: what a malicious checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_checkpoint_that_runs_code_is_refused_and_the_code_does_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "run" / "checkpoints" / "last.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"iteration": 1, "config": {}, "payload": RunsCode(marker)}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        checkpoint.load(path)
+    result = run_cli(f"resume={tmp_path / 'run'}")
+    assert result.returncode == 2 and "refused" in result.stderr
+    assert not marker.exists()
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    directory = tmp_path / "checkpoints"
+    checkpoint.save_atomic({"iteration": 1, "config": {}, "w": torch.ones(3)}, directory)
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(CheckpointError, match="No space left on device"):
+        checkpoint.save_atomic({"iteration": 2, "config": {}, "w": torch.zeros(3)}, directory)
+    assert checkpoint.load(directory / "last.pt")["iteration"] == 1
+    assert [p.name for p in directory.iterdir()] == ["last.pt"]
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    train(compose_cfg(TINY), run_dir=run_dir)
+    return run_dir
+
+
+def truncated_copy(run_dir, tmp_path):
+    copy = tmp_path / "truncated"
+    shutil.copytree(run_dir, copy)
+    last = copy / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    return copy
+
+
+def file_in_the_way(run_dir, tmp_path):
+    (tmp_path / "a_file").write_text("not a directory")
+    return tmp_path / "a_file" / "run"
+
+
+# (case, how to build the command line from the finished run, words the one line must hold)
+BAD_INPUT = [
+    ("no checkpoint", lambda run, tmp: [f"resume={tmp}"], "no checkpoint there"),
+    ("truncated checkpoint", lambda run, tmp: [*TINY, f"resume={truncated_copy(run, tmp)}"],
+     "truncated or corrupt"),
+    ("other model", lambda run, tmp: [*TINY, "model.d_hidden=7", f"resume={run}"], "checkpoint is of model"),
+    ("other dataset", lambda run, tmp: [*TINY, "dataset.std=2.0", f"resume={run}"], "checkpoint is of dataset"),
+    ("unwritable run dir", lambda run, tmp: [*TINY, f"hydra.run.dir={file_in_the_way(run, tmp)}"],
+     "cannot write"),
+    ("missing MNIST files", lambda run, tmp: ["dataset=mnist", f"dataset.root={tmp}", f"hydra.run.dir={tmp}/r"],
+     "no train-images-idx3-ubyte"),
+    ("nesterov without momentum", lambda run, tmp: ["optimizer.g.name=sgd", "optimizer.g.nesterov=true",
+                                                    f"resume={run}"], "optimizer.g.momentum"),
+    ("model for another dataset", lambda run, tmp: ["dataset=mnist", "model=normal"], "does not fit dataset=mnist"),
+    ("epochs on endless data", lambda run, tmp: ["train.epochs=3"], "train.epochs"),
+]
+
+
+@pytest.mark.parametrize("case,make_args,words", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_is_one_line_and_loses_nothing(finished_run, tmp_path, case, make_args, words):
+    before = {p: sha(p) for p in (finished_run / "checkpoints").iterdir()}
+    result = run_cli(*make_args(finished_run, tmp_path))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ganlab: error:") and words in lines[0], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert {p: sha(p) for p in (finished_run / "checkpoints").iterdir()} == before
