@@ -1,8 +1,14 @@
 """Train a GAN: `python train.py [experiment=NAME] [key=value ...]` (see README.md)."""
 
+import logging
+import math
+import os
+import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ganlab.config import register_configs, validate
@@ -15,12 +21,21 @@ register_configs(Path(__file__).resolve().parent / "experiments")
 def main(cfg: DictConfig) -> float:
     try:
         validate(cfg)
-        from ganlab.run import train  # torch loads only once the config is known to be valid
+        from ganlab.run import Diverged, train  # torch loads only once the config is known to be valid
 
-        return train(cfg)
+        try:
+            return train(cfg)
+        except Diverged as error:
+            if HydraConfig.get().mode != RunMode.MULTIRUN:
+                raise
+            # In a sweep a diverged job is a result, not a crash: report it and let the sweep go on.
+            logging.getLogger("ganlab").error("job failed: %s", error)
+            return math.nan
     except UserError as error:
         fail(error)  # exits here, before Hydra adds its own report of the failed job
 
 
 if __name__ == "__main__":
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun, rank 0 alone writes a run directory
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra.run.dir=."]
     run_reporting_user_errors(main)

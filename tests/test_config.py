@@ -78,3 +78,11 @@ def test_bad_command_line_fails_with_one_line(tmp_path, args, key):
     assert lines[0].startswith("ganlab: error:") and key in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before any work
+
+
+def test_sweep_job_names_stay_readable_and_short():
+    from ganlab.config import job_dirname
+
+    assert job_dirname("optimizer.d.lr=0.0011701414134690253,seed=1") == "optimizer.d.lr=0.00117,seed=1"
+    long = job_dirname("train.iterations=1000," * 20)
+    assert len(long) == 150 and long != job_dirname("train.iterations=1001," * 20)

@@ -7,7 +7,9 @@ that types cannot express are checked by `validate`.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -104,7 +106,9 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2  # numbered iter_N.pt files kept beside last.pt; 0 = last.pt only
-    threads: int = 0  # torch CPU threads; 0 = leave torch's default
+    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
+    amp: bool = False  # bfloat16 autocast on GPUs
+    threads: int = 0  # torch CPU threads; 0 = all cores, shared fairly among parallel sweep jobs
     progress: bool = True
     save_losses: bool = False  # write every iteration's D and G loss to losses.csv, as the seed
     save_weights: bool = False  # write final generator.pt and discriminator.pt, as the seed
@@ -125,13 +129,26 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
     resume: Optional[str] = None  # a run directory to continue, in place
+    # The final metric train.py returns (for sweepers); unset = ks (normal) or fd (mnist).
+    optimized_metric: Optional[str] = None
     experiment_name: Optional[str] = None
+
+
+def job_dirname(overrides: str, limit: int = 150) -> str:
+    """A sweep job's directory name from its overrides: floats (as Optuna proposes them) to 4
+    significant digits, and a name too long for the file system cut and made unique by a hash."""
+    short = re.sub(r"(?<==)-?\d+\.\d+(e-?\d+)?\b", lambda m: f"{float(m.group(0)):.4g}", overrides)
+    if len(short) > limit:
+        short = short[: limit - 9] + "~" + hashlib.sha1(overrides.encode()).hexdigest()[:8]
+    return short
 
 
 def register_configs(experiments_dir: Optional[Path] = None) -> None:
     """Register schemas, and the top-level experiments/ presets as the `experiment` group."""
     if not OmegaConf.has_resolver("first_set"):  # hydra.run.dir is the resumed run's, if any
         OmegaConf.register_new_resolver("first_set", lambda *values: next(v for v in values if v is not None))
+    if not OmegaConf.has_resolver("job_dirname"):
+        OmegaConf.register_new_resolver("job_dirname", job_dirname)
     cs = ConfigStore.instance()
     # Schemas live in their own `schema/` group, so they do not show up as choices of a group.
     cs.store(group="schema", name="run", node=RunConfig)
@@ -154,6 +171,7 @@ _CHOICES = {
     "model.d_features": ("decorate", "sorted"),
     "model.init": ("torch", "keras"),
     "model.arch": ("seed", "dcgan"),
+    "train.device": ("auto", "cpu", "cuda", "mps"),
     "model.noise": ("uniform", "normal"),
     "optimizer.d.name": ("adam", "sgd"),
     "optimizer.g.name": ("adam", "sgd"),
@@ -199,6 +217,10 @@ def validate(cfg: DictConfig) -> None:
                 and not get(f"optimizer.{net}.momentum") > 0:
             fail(f"optimizer.{net}.momentum", "must be > 0 with nesterov=true",
                  f"set optimizer.{net}.momentum (e.g. 0.9) or optimizer.{net}.nesterov=false")
+    metrics = {"normal": ("mean", "std", "ks", "w1"),
+               "mnist": ("fd", "score", "coverage", "class_kl", "confident")}[cfg.dataset.name]
+    if cfg.optimized_metric is not None and cfg.optimized_metric not in metrics:
+        fail("optimized_metric", f"is not a metric of dataset={cfg.dataset.name}", f"use one of {', '.join(metrics)}")
     fits = {"gan1d": "normal", "conv": "mnist"}
     if fits.get(cfg.model.name, cfg.dataset.name) != cfg.dataset.name:
         fail("model.name", f"does not fit dataset={cfg.dataset.name}",

@@ -8,9 +8,9 @@ logging: it draws from `real` and `noise`, and hands its statistics to `every_it
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Callable, ContextManager, Iterator, Optional
 
 import torch
 from torch import nn
@@ -67,19 +67,33 @@ class GAN:
     schedulers: list = field(default_factory=list)
     ema: Optional[EMA] = None
     r1_gamma: float = 0.0  # weight of the R1 penalty (Mescheder et al. 2018); 0 = off
+    autocast: Callable[[], ContextManager] = nullcontext  # mixed precision on GPUs
+    # Under torchrun: DistributedDataParallel wrappers of G and D, used where a network learns,
+    # so that its gradients are averaged over the processes. G and D stay the plain modules.
+    ddp_G: Optional[nn.Module] = None
+    ddp_D: Optional[nn.Module] = None
 
     @property
     def sampler(self) -> nn.Module:
         """The generator to evaluate and sample from: the averaged one when there is one."""
         return self.ema.model if self.ema is not None else self.G
 
+    @property
+    def learning_G(self) -> nn.Module:
+        return self.ddp_G if self.ddp_G is not None else self.G
+
+    @property
+    def learning_D(self) -> nn.Module:
+        return self.ddp_D if self.ddp_D is not None else self.D
+
 
 def d_step(gan: GAN, real: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
-    with torch.no_grad():
+    with torch.no_grad(), gan.autocast():
         fake = gan.G(z)
     if gan.r1_gamma > 0:
         real = real.detach().requires_grad_(True)
-    logits = gan.D(torch.cat([real, fake]))  # one batch, as the seed feeds D
+    with gan.autocast():
+        logits = gan.learning_D(torch.cat([real, fake])).float()  # one batch, as the seed feeds D
     d_real, d_fake = logits[: len(real)], logits[len(real):]
     loss = gan.loss.d(d_real, d_fake)
     if gan.r1_gamma > 0:  # penalise D's slope on real data: damps the oscillation around the optimum
@@ -92,8 +106,10 @@ def d_step(gan: GAN, real: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Ten
 
 
 def g_step(gan: GAN, z: torch.Tensor) -> dict[str, torch.Tensor]:
-    with frozen(gan.D):
-        loss = gan.loss.g(gan.D(gan.G(z)))
+    with frozen(gan.D):  # the plain D: its parameters take no gradient, so nothing to synchronise
+        with gan.autocast():
+            fake_logits = gan.D(gan.learning_G(z)).float()
+        loss = gan.loss.g(fake_logits)
         step(gan.opt_g, loss)
     if gan.ema is not None:
         gan.ema.update(gan.G)

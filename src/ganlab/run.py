@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import threading
 import time
@@ -14,15 +15,17 @@ from typing import Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab import checkpoint, loop
+from ganlab import checkpoint, distributed, loop
 from ganlab.checkpoint import CheckpointError
 from ganlab.config import ConfigError, validate
 from ganlab.errors import UserError
 from ganlab.data import build_sampler
+from ganlab.distributed import Placement
 from ganlab.losses import build_loss
 from ganlab.metrics import build_evaluator
 from ganlab.models import build_models, sample_noise
 from ganlab.progress import Progress
+from ganlab.sweep import fair_threads, flat_hparams
 from ganlab.tb_logger import TBLogger
 
 log = logging.getLogger("ganlab")
@@ -31,8 +34,9 @@ log = logging.getLogger("ganlab")
 STREAMS = {"init": 0, "data": 1, "noise": 2, "eval": 3}
 
 
-def stream(seed: int, name: str) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * len(STREAMS) + STREAMS[name])
+def stream(seed: int, name: str, rank: int = 0) -> torch.Generator:
+    """Under torchrun every process draws its own data and noise (rank > 0 shifts the seed)."""
+    return torch.Generator().manual_seed(seed * len(STREAMS) + STREAMS[name] + 1_000_003 * rank)
 
 
 def build_optimizer(spec: DictConfig, params) -> torch.optim.Optimizer:
@@ -43,9 +47,9 @@ def build_optimizer(spec: DictConfig, params) -> torch.optim.Optimizer:
                            weight_decay=spec.weight_decay)
 
 
-def build_gan(cfg: DictConfig, iterations: int) -> loop.GAN:
-    torch.manual_seed(stream(cfg.seed, "init").initial_seed())
-    G, D = build_models(cfg.model, cfg.dataset)
+def build_gan(cfg: DictConfig, iterations: int, placement: Placement = Placement(torch.device("cpu"))) -> loop.GAN:
+    torch.manual_seed(stream(cfg.seed, "init").initial_seed())  # the same start on every rank
+    G, D = (net.to(placement.device) for net in build_models(cfg.model, cfg.dataset))
     opt_g = build_optimizer(cfg.optimizer.g, G.parameters())
     opt_d = build_optimizer(cfg.optimizer.d, D.parameters())
     schedulers = []
@@ -58,6 +62,8 @@ def build_gan(cfg: DictConfig, iterations: int) -> loop.GAN:
         schedulers=schedulers,
         ema=loop.EMA(G, cfg.train.g_ema) if cfg.train.g_ema > 0 else None,
         r1_gamma=cfg.train.r1_gamma,
+        autocast=distributed.autocast(placement, cfg.train.amp),
+        ddp_G=distributed.wrap(G, placement), ddp_D=distributed.wrap(D, placement),
     )
 
 
@@ -119,27 +125,31 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     """Train one GAN as configured (or continue `cfg.resume`); return its final main metric
     (KS for normal, FD for MNIST)."""
     validate(cfg)
+    placement = distributed.setup(cfg.train.device)
+    main = placement.is_main  # only rank 0 evaluates and writes
     run_dir = Path(cfg.resume or run_dir or run_dir_of(cfg))
     saved = checkpoint.load(run_dir / "checkpoints" / checkpoint.LAST) if cfg.resume else None
     if saved:
         check_compatible(saved["config"], cfg, run_dir)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     except OSError as error:
         raise UserError(f"cannot write to the run directory {run_dir} ({error.strerror}); "
                         "choose another with hydra.run.dir=DIR") from None
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    torch.set_num_threads(cfg.train.threads or fair_threads(placement.world))
 
     t_cfg = cfg.train
-    data_gen, noise_gen, eval_gen = (stream(cfg.seed, s) for s in ("data", "noise", "eval"))
+    device = placement.device
+    data_gen, noise_gen = (stream(cfg.seed, s, placement.rank) for s in ("data", "noise"))
+    eval_gen = stream(cfg.seed, "eval")
     sampler = build_sampler(cfg.dataset, data_gen)
     iterations, eval_every = schedule(cfg, sampler)
-    gan = build_gan(cfg, iterations)
+    gan = build_gan(cfg, iterations, placement)
     n_eval = cfg.dataset.eval_samples
-    evaluator = build_evaluator(cfg.dataset, sampler.reference(n_eval, eval_gen),
-                                sample_noise(cfg.model, cfg.dataset, n_eval, eval_gen))
+    evaluator = build_evaluator(cfg.dataset, sampler.reference(n_eval, eval_gen).to(device),
+                                sample_noise(cfg.model, cfg.dataset, n_eval, eval_gen).to(device))
     history: list[dict] = []
     losses: list[torch.Tensor] = []
     start = 0
@@ -154,9 +164,10 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
 
     # purge_step drops the events a killed run logged after its last checkpoint (steps > start):
     # TensorBoard shows one unbroken curve.
-    logger = TBLogger(run_dir, enabled=cfg.logger.tensorboard, purge_step=start + 1 if start else None,
-                      image_dir=run_dir / "images" if cfg.logger.save_images else None)
-    progress = Progress(iterations, start=start, enabled=t_cfg.progress)
+    logger = TBLogger(run_dir, enabled=cfg.logger.tensorboard and main,
+                      purge_step=start + 1 if start else None,
+                      image_dir=run_dir / "images" if cfg.logger.save_images and main else None)
+    progress = Progress(iterations, start=start, enabled=t_cfg.progress and main)
 
     def save(it: int) -> None:
         checkpoint.save_atomic(
@@ -176,13 +187,13 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
             values = {k: v.item() for k, v in stats.items()}
             logger.scalars(values, it)
             progress.update(it, {"d": values["loss/d"], "g": values["loss/g"]})
-        if it % eval_every == 0 or last:
+        if main and (it % eval_every == 0 or last):
             evaluation = evaluator(gan.sampler)
             history.append({"iteration": it, **evaluation.scalars})
             logger.scalars({f"eval/{k}": v for k, v in evaluation.scalars.items()}, it)
             logger.histograms(evaluation.histograms, it)
             logger.images(evaluation.images, it)
-        if it % t_cfg.checkpoint_every == 0 or last or requested:
+        if main and (it % t_cfg.checkpoint_every == 0 or last or requested):
             save(it)
         if requested and not last:
             name = signal.Signals(requested[0]).name
@@ -194,21 +205,30 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     try:
         with stop_requests() as requested:
             loop.train(gan,
-                       real=lambda: sampler.sample(t_cfg.batch_size),
-                       noise=lambda: sample_noise(cfg.model, cfg.dataset, t_cfg.batch_size, noise_gen),
+                       real=lambda: sampler.sample(t_cfg.batch_size).to(device, non_blocking=True),
+                       noise=lambda: sample_noise(cfg.model, cfg.dataset, t_cfg.batch_size,
+                                                  noise_gen).to(device, non_blocking=True),
                        start=start, iterations=iterations,
                        d_steps=t_cfg.d_steps, g_steps=t_cfg.g_steps,
                        every_iteration=every_iteration)
+        if not main:
+            return math.nan
+        final = history[-1]
+        logger.hparams(flat_hparams(cfg), {f"final/{k}": v for k, v in final.items() if k != "iteration"})
+    except Diverged as error:
+        if main:
+            (run_dir / "failure.txt").write_text(f"diverged: {error}\n")
+        raise
     finally:
         progress.close()
         logger.close()
+        distributed.teardown()
     wall = time.perf_counter() - t0
-
-    final = history[-1]
     (run_dir / "metrics.json").write_text(json.dumps({"final": final, "history": history}, indent=1))
     (run_dir / "timing.json").write_text(json.dumps(
         {"wall_time_s": wall, "iterations": iterations - start,
-         "iterations_per_s": (iterations - start) / wall}, indent=1))
+         "iterations_per_s": (iterations - start) / wall, "threads": torch.get_num_threads(),
+         "world_size": placement.world, "device": str(device)}, indent=1))
     if t_cfg.save_losses:
         rows = torch.stack(losses).tolist()
         (run_dir / "losses.csv").write_text(
@@ -222,7 +242,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
 
 
 def main_metric(cfg: DictConfig, metrics: dict) -> float:
-    return metrics["ks" if cfg.dataset.name == "normal" else "fd"]
+    """The value train() returns for sweepers: `optimized_metric`, or KS (normal) / FD (MNIST)."""
+    return metrics[cfg.optimized_metric or ("ks" if cfg.dataset.name == "normal" else "fd")]
 
 
 def state_of(gan: loop.GAN, sampler, noise_gen, it: int, history, losses, cfg) -> dict:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 
 class TBLogger:
@@ -35,6 +36,15 @@ class TBLogger:
                 path = self.image_dir / tag / f"{step:08d}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(value).save(path)
+
+    def hparams(self, hparams: dict, metrics: dict[str, float]) -> None:
+        """HParams data in this run's own event file, so the HParams dashboard lines up every run
+        of a sweep (SummaryWriter.add_hparams would write it into a new timestamped subfolder)."""
+        if self.writer:
+            for summary in hparams_summary(hparams, metrics):
+                self.writer.file_writer.add_summary(summary)
+            for tag, value in metrics.items():
+                self.writer.add_scalar(tag, value)
 
     def close(self) -> None:
         if self.writer:

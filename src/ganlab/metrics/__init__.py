@@ -29,7 +29,7 @@ class NormalEvaluator:
 
     def __init__(self, dataset: DictConfig, real: torch.Tensor, noise: torch.Tensor):
         self.mean, self.std = dataset.mean, dataset.std
-        self.real, self.noise = real, noise
+        self.real, self.noise = real.cpu(), noise
         # What a perfect G would score with this many samples: the floor of every distance.
         self.floor = {f"{k}_real": v for k, v in summarize(real, self.mean, self.std).items()
                       if k in ("ks", "w1")}
@@ -37,13 +37,13 @@ class NormalEvaluator:
     @torch.inference_mode()
     def __call__(self, G: nn.Module) -> Evaluation:
         G.eval()
-        generated = G(self.noise)
+        generated = G(self.noise).float().cpu()
         scalars = summarize(generated, self.mean, self.std) | self.floor
         return Evaluation(
             scalars=scalars,
-            histograms={"real": self.real, "generated": generated, "noise": self.noise},
+            histograms={"real": self.real, "generated": generated, "noise": self.noise.cpu()},
             images={"histograms": histogram_figure(
-                {"real": self.real, "generated": generated, "noise (G input)": self.noise},
+                {"real": self.real, "generated": generated, "noise (G input)": self.noise.cpu()},
                 title=f"KS {scalars['ks']:.3f}   W1 {scalars['w1']:.3f}   "
                       f"mean {scalars['mean']:.2f}   std {scalars['std']:.2f}")},
         )
@@ -55,16 +55,16 @@ class MnistEvaluator:
     def __init__(self, dataset: DictConfig, real: torch.Tensor, noise: torch.Tensor, grid: int = 64):
         from ganlab.metrics.mnist import DigitMetrics
 
-        self.real, self.noise, self.grid = real, noise, grid
-        self.metrics = DigitMetrics(real)
+        self.real, self.noise, self.grid = real.cpu(), noise, grid
+        self.metrics = DigitMetrics(self.real)
 
     @torch.inference_mode()
     def __call__(self, G: nn.Module) -> Evaluation:
         G.eval()
-        generated = torch.cat([G(z) for z in self.noise.split(500)])
+        generated = torch.cat([G(z).float().cpu() for z in self.noise.split(500)])
         return Evaluation(
             scalars=self.metrics(generated),
-            histograms={"real": self.real, "generated": generated, "noise": self.noise},
+            histograms={"real": self.real, "generated": generated, "noise": self.noise.cpu()},
             images={"samples": image_grid(generated[: self.grid])},
         )
 

@@ -1,0 +1,79 @@
+"""Devices and torchrun: where tensors live, and which process writes.
+
+`torchrun --nproc_per_node=N train.py ...` starts N processes; each trains on its own batches
+(train.batch_size is per process) and DistributedDataParallel averages the gradients. Rank 0
+alone evaluates and writes logs, checkpoints and metrics.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ganlab.config import ConfigError
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str) -> torch.device:
+    available = {"cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+                 "cpu": True}
+    if name == "auto":
+        name = next(n for n in ("cuda", "mps", "cpu") if available[n])
+    if not available[name]:
+        raise ConfigError(f"train.device={name} is not available on this machine; "
+                          "use train.device=auto or cpu")
+    return torch.device(name)
+
+
+def setup(device_name: str) -> Placement:
+    """Join the torchrun process group when there is one; pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_name)
+    if world == 1:
+        return Placement(device)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Placement(device, rank, world)
+
+
+def wrap(module: nn.Module, placement: Placement) -> nn.Module | None:
+    """A DistributedDataParallel wrapper under torchrun, else None."""
+    if placement.world == 1:
+        return None
+    ids = [placement.device.index] if placement.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+def autocast(placement: Placement, enabled: bool):
+    """bfloat16 autocast on GPUs when train.amp=true (no loss scaling needed for bfloat16)."""
+    if not enabled:
+        return nullcontext
+    if placement.device.type != "cuda":
+        raise ConfigError("train.amp=true needs train.device=cuda; drop it on this machine")
+    return partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,136 @@
+"""What a sweep needs beyond single runs: flat hyperparameters, a fair share of CPU threads,
+and a summary table written at the sweep root when a multirun ends."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("ganlab")
+
+# Lower is better for these; higher for the others (score, coverage, confident).
+MINIMIZED = {"ks", "w1", "fd", "class_kl"}
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The run's settings as flat key -> int/float/str/bool, for TensorBoard's HParams."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            value = node if isinstance(node, (int, float, str, bool)) else str(node)
+            flat[prefix[:-1]] = value
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for group in ("dataset", "model", "optimizer", "train"):
+        walk(container[group], f"{group}.")
+    flat["seed"] = cfg.seed
+    return flat
+
+
+def fair_threads(processes: int = 1) -> int:
+    """Torch threads for this job: all cores, divided among the jobs a launcher runs at once
+    and among the processes of a torchrun job."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        launcher = HydraConfig.get().launcher
+        n_jobs = OmegaConf.select(launcher, "n_jobs", default=None)
+    except ValueError:  # not under Hydra
+        n_jobs = None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    parallel = processes * ((cores if n_jobs < 0 else n_jobs) if n_jobs else 1)
+    return max(1, cores // parallel)
+
+
+def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row a job: its overrides, final metrics (or its failure) and wall time."""
+    rows = []
+    for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
+        job_dir = overrides_file.parent.parent
+        overrides = [o for o in OmegaConf.load(overrides_file) if not o.startswith(("hydra", "train.progress"))]
+        row: dict[str, Any] = {"job": str(job_dir.relative_to(sweep_dir)), "overrides": " ".join(overrides)}
+        if (job_dir / "metrics.json").exists():
+            final = json.loads((job_dir / "metrics.json").read_text())["final"]
+            row |= {k: v for k, v in final.items() if k != "iteration"}
+            row["status"] = "ok"
+        else:
+            failure = job_dir / "failure.txt"
+            row["status"] = failure.read_text().strip() if failure.exists() else "did not finish"
+        rows.append(row)
+    return rows
+
+
+def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, Any]]:
+    """Mean and standard deviation over the jobs that differ only in their seed."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["status"] == "ok":
+            setting = " ".join(o for o in row["overrides"].split() if not o.startswith("seed="))
+            groups.setdefault(setting or "(defaults)", []).append(row)
+    out = []
+    for setting, members in groups.items():
+        agg: dict[str, Any] = {"setting": setting, "seeds": len(members)}
+        for m in metrics:
+            values = [r[m] for r in members if m in r]
+            agg[f"{m}_mean"] = statistics.fmean(values)
+            agg[f"{m}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out.append(agg)
+    return out
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_summary(sweep_dir: Path, metric: str) -> Path | None:
+    """summary.csv / summary.md (one row a job, sorted by `metric`) and the seed aggregate."""
+    rows = job_rows(sweep_dir)
+    if not rows:
+        return None
+    metrics = sorted({k for r in rows for k in r} - {"job", "overrides", "status"})
+    sign = 1 if metric in MINIMIZED else -1
+    rows.sort(key=lambda r: (r["status"] != "ok", sign * r.get(metric, 0.0)))
+    columns = ["job", "status", *metrics]
+    with open(sweep_dir / "summary.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["overrides", *columns], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    seeds = aggregate_seeds(rows, metrics)
+    seeds.sort(key=lambda r: sign * r[f"{metric}_mean"])
+    agg_columns = ["setting", "seeds", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")]]
+    text = (f"# Sweep summary, sorted by {metric} ({'lower' if sign > 0 else 'higher'} is better)\n\n"
+            + markdown_table(rows, columns) + "\n\n## Seeds aggregated (mean and standard deviation)\n\n"
+            + markdown_table(seeds, agg_columns) + "\n")
+    (sweep_dir / "summary.md").write_text(text)
+    with open(sweep_dir / "summary_seeds.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=agg_columns)
+        writer.writeheader()
+        writer.writerows(seeds)
+    return sweep_dir / "summary.md"
+
+
+class SweepSummary(Callback):
+    """Hydra callback: at the end of a multirun, write the summary tables at the sweep root."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        metric = config.get("optimized_metric") or ("ks" if config.dataset.name == "normal" else "fd")
+        path = write_summary(Path(config.hydra.sweep.dir), metric)
+        if path is not None:
+            log.info("sweep summary: %s", path)

@@ -1,0 +1,120 @@
+"""Sweeps that can be compared, and runs that outgrow one process (real subprocess runs)."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import ROOT, TINY, read_events, run_cli
+
+SWEEP_TINY = [a for a in TINY if not a.startswith("train.progress")] + ["train.progress=false"]
+
+
+def job_dirs(sweep_dir):
+    return sorted(p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml"))
+
+
+def hparams_of(run_dir):
+    """The HParams session data TensorBoard's dashboard reads, from the run's own event file."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = read_events(run_dir)
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    return {k: v.number_value or v.string_value or v.bool_value
+            for k, v in start.session_start_info.hparams.items()}, events
+
+
+def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "optimizer=adam,sgd_nesterov", "train.d_steps=1,2", "seed=0,1", *SWEEP_TINY,
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    jobs = job_dirs(sweep)
+    assert len(jobs) == 8
+    assert any({"optimizer=sgd_nesterov", "seed=1", "train.d_steps=2"} <= set(j.name.split(",")) for j in jobs)
+    for job in jobs:
+        assert job.parent == sweep and not list(job.glob("*/events.out.tfevents.*"))  # no extra subfolder
+        hparams, events = hparams_of(job)
+        assert hparams["seed"] in (0, 1) and hparams["optimizer.d.name"] in ("adam", "sgd")
+        assert "final/ks" in events.Tags()["scalars"]
+
+    with open(sweep / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    ks = [float(r["ks"]) for r in rows]
+    assert ks == sorted(ks)
+    with open(sweep / "summary_seeds.csv") as f:
+        settings = list(csv.DictReader(f))
+    assert len(settings) == 4 and all(s["seeds"] == "2" for s in settings)
+    assert "Seeds aggregated" in (sweep / "summary.md").read_text()
+
+
+def test_a_diverged_job_is_a_failed_row_not_a_crashed_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "optimizer=sgd_nesterov", "train.loss=lsgan", "train.r1_gamma=0",
+                     "train.lr_schedule=constant", "optimizer.g.lr=1", "optimizer.d.lr=1,0.0005",
+                     *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    with open(sweep / "summary.csv") as f:
+        status = {r["overrides"]: r["status"] for r in csv.DictReader(f)}
+    assert len(status) == 2
+    assert any(s.startswith("diverged:") for s in status.values()), status
+
+
+def test_optimized_metric_is_returned_to_the_optuna_sweeper(tmp_path):
+    sweep = tmp_path / "optuna"
+    result = run_cli("hparams_search=normal_optuna", "hydra.sweeper.n_trials=3", "optimized_metric=w1",
+                     *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    w1 = [json.loads((j / "metrics.json").read_text())["final"]["w1"] for j in job_dirs(sweep)]
+    assert len(w1) == 3 and best.best_value == pytest.approx(min(w1))
+
+
+def test_joblib_runs_jobs_in_parallel_with_a_fair_share_of_threads(tmp_path):
+    sweep = tmp_path / "joblib"
+    result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", *SWEEP_TINY,
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    cores = len(os.sched_getaffinity(0))
+    for job in job_dirs(sweep):
+        assert json.loads((job / "timing.json").read_text())["threads"] == max(1, cores // 2)
+
+
+def test_submitit_local_launcher(tmp_path):
+    sweep = tmp_path / "submitit"
+    result = run_cli("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "seed=0,1",
+                     *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    assert len(job_dirs(sweep)) == 2
+    assert all((j / "metrics.json").exists() for j in job_dirs(sweep))
+
+
+def test_torchrun_two_processes_on_gloo(tmp_path):
+    run_dir = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+         str(ROOT / "train.py"), *SWEEP_TINY, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1  # rank 0 alone writes
+    assert (run_dir / "metrics.json").exists() and (run_dir / "checkpoints" / "last.pt").exists()
+    assert json.loads((run_dir / "timing.json").read_text())["world_size"] == 2
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / ".hydra").exists()
+
+
+def test_device_choice(tmp_path):
+    result = run_cli(*SWEEP_TINY, "train.device=cuda", f"hydra.run.dir={tmp_path / 'a'}")
+    import torch
+
+    if torch.cuda.is_available():
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 2 and "train.device=cuda is not available" in result.stderr
+    result = run_cli(*SWEEP_TINY, "train.device=auto", f"hydra.run.dir={tmp_path / 'b'}")
+    assert result.returncode == 0, result.stderr
