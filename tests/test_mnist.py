@@ -108,7 +108,7 @@ def test_download_checks_the_checksum_before_keeping_a_file(tmp_path, digits, mo
 
 
 def test_mnist_run_logs_digit_grids_and_metrics(train_tiny):
-    run_dir = train_tiny(*MNIST_TINY, "model=mnist_dcgan")
+    run_dir = train_tiny(*MNIST_TINY, "model=mnist")
     events = read_events(run_dir)
     assert "samples" in events.Tags()["images"]
     assert {"loss/d", "loss/g", "d_out/real", "eval/fd", "eval/score", "eval/coverage",
@@ -133,7 +133,7 @@ def test_seed_mnist_preset_runs_in_epochs_and_saves_losses_and_weights(train_tin
 
 
 def test_generate_writes_the_same_samples_for_the_same_seed(train_tiny, tmp_path):
-    runs = {"mnist": train_tiny(*MNIST_TINY, "model=mnist_dcgan", name="m"), "normal": train_tiny(name="n")}
+    runs = {"mnist": train_tiny(*MNIST_TINY, "model=mnist", name="m"), "normal": train_tiny(name="n")}
     for name, run_dir in runs.items():
         outs = []
         for i, seed in enumerate((7, 7, 8)):

@@ -39,7 +39,7 @@ def steps(run_dir, tag):
 
 @pytest.mark.parametrize("killed_after", [10, 20, 30])
 def test_resume_after_a_crash_is_bit_identical(tmp_path, killed_after):
-    for extra in ([], ["dataset=mnist", "model=mnist_dcgan", "dataset.n_train=64", "dataset.eval_samples=16",
+    for extra in ([], ["dataset=mnist", "model=mnist", "dataset.n_train=64", "dataset.eval_samples=16",
                        "train.epochs=0", "train.eval_every_epochs=0", "dataset.shuffle=true"]):
         name = "mnist" if extra else "normal"
         never_stopped = tmp_path / f"{name}_a"

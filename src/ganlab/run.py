@@ -154,7 +154,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     losses: list[torch.Tensor] = []
     start = 0
     if saved:
-        start = restore(saved, gan, sampler, noise_gen)
+        start = restore(saved, gan, sampler, noise_gen, placement.rank)
         history, losses = saved["history"], list(saved["losses"])
         if start >= iterations:
             log.info("nothing left to do: %s is at iteration %d of %d; raise train.iterations "
@@ -263,7 +263,12 @@ def state_of(gan: loop.GAN, sampler, noise_gen, it: int, history, losses, cfg) -
     }
 
 
-def restore(state: dict, gan: loop.GAN, sampler, noise_gen) -> int:
+def restore(state: dict, gan: loop.GAN, sampler, noise_gen, rank: int = 0) -> int:
+    """Load a checkpoint into freshly built objects; return the iteration to continue from.
+
+    The checkpoint holds rank 0's random streams. Under torchrun the other ranks start fresh
+    streams of their own (seeded by rank and iteration), so they keep drawing different data.
+    """
     gan.G.load_state_dict(state["G"])
     gan.D.load_state_dict(state["D"])
     if gan.ema is not None and state["G_ema"] is not None:
@@ -274,6 +279,10 @@ def restore(state: dict, gan: loop.GAN, sampler, noise_gen) -> int:
     for scheduler, saved in zip(gan.schedulers, state["schedulers"]):
         scheduler.load_state_dict(saved)
     torch.set_rng_state(state["rng"]["torch"])
-    noise_gen.set_state(state["rng"]["noise"])
-    sampler.load_state_dict(state["data"])
+    if rank == 0:
+        noise_gen.set_state(state["rng"]["noise"])
+        sampler.load_state_dict(state["data"])
+    else:
+        noise_gen.manual_seed(noise_gen.initial_seed() + state["iteration"])
+        sampler.generator.manual_seed(sampler.generator.initial_seed() + state["iteration"])
     return state["iteration"]
