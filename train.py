@@ -35,7 +35,20 @@ def main(cfg: DictConfig) -> float:
         fail(error)  # exits here, before Hydra adds its own report of the failed job
 
 
+def check_resume_target(argv: list[str]) -> None:
+    """A resume= without a checkpoint fails before Hydra creates that directory."""
+    for arg in argv:
+        if arg.startswith("resume=") and arg != "resume=null":
+            from ganlab.checkpoint import CheckpointError, last_in
+
+            try:
+                last_in(arg.split("=", 1)[1])
+            except CheckpointError as error:
+                fail(error)
+
+
 if __name__ == "__main__":
+    check_resume_target(sys.argv[1:])
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun, rank 0 alone writes a run directory
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra.run.dir=."]
     run_reporting_user_errors(main)

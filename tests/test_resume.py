@@ -155,6 +155,12 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in directory.iterdir()] == ["last.pt"]
 
 
+def test_resuming_a_missing_run_creates_nothing(tmp_path):
+    result = run_cli(f"resume={tmp_path / 'missing'}")
+    assert result.returncode == 2 and "no checkpoint there" in result.stderr
+    assert not (tmp_path / "missing").exists()
+
+
 def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 

@@ -48,11 +48,22 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0) -> Path:
     return directory / LAST
 
 
+def last_in(run_dir: Path) -> Path:
+    """run_dir/checkpoints/last.pt; a CheckpointError when there is none."""
+    path = Path(run_dir).expanduser() / "checkpoints" / LAST
+    require(path)
+    return path
+
+
+def require(path: Path) -> None:
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no checkpoint there; give the directory of a run written by train.py")
+
+
 def load(path: Path) -> dict[str, Any]:
     """Load tensors and plain containers only (weights_only): a crafted pickle cannot run code."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint there; give the directory of a run written by train.py")
+    require(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

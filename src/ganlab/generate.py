@@ -26,10 +26,7 @@ class GenerateConfig:
 
 def load_generator(run_dir: Path):
     """The run's config and its generator (the averaged one where the run kept one)."""
-    ckpt = run_dir / "checkpoints" / "last.pt"
-    if not ckpt.exists():
-        raise ConfigError(f"run={run_dir}: no checkpoints/last.pt there; give a directory written by train.py")
-    state = checkpoint.load(ckpt)
+    state = checkpoint.load(checkpoint.last_in(run_dir))
     cfg = OmegaConf.create(state["config"])
     G, _ = build_models(cfg.model, cfg.dataset)
     G.load_state_dict(state["G_ema"] or state["G"])

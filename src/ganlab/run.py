@@ -128,7 +128,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     placement = distributed.setup(cfg.train.device)
     main = placement.is_main  # only rank 0 evaluates and writes
     run_dir = Path(cfg.resume or run_dir or run_dir_of(cfg))
-    saved = checkpoint.load(run_dir / "checkpoints" / checkpoint.LAST) if cfg.resume else None
+    saved = checkpoint.load(checkpoint.last_in(run_dir)) if cfg.resume else None
     if saved:
         check_compatible(saved["config"], cfg, run_dir)
     try:
