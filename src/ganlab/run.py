@@ -176,7 +176,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
 
     def every_iteration(it: int, stats: dict[str, torch.Tensor]) -> None:
         last = it == iterations
-        for net in ("d", "g"):  # stop before a NaN can reach a checkpoint (a CPU read, no sync)
+        for net in ("d", "g"):  # stop before a NaN can reach a checkpoint (a host read; syncs on GPUs)
             if not torch.isfinite(stats[f"loss/{net}"]):
                 raise Diverged(f"the {net.upper()} loss became {stats[f'loss/{net}'].item()} at iteration "
                                f"{it}; {run_dir}/checkpoints/last.pt keeps the last good state; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 COLUMNS = ("mean", "std", "ks", "w1")
 
@@ -23,14 +24,20 @@ def collect(root: Path) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], columns: tuple[str, ...] = COLUMNS + ("wall_s",)) -> str:
-    """A Markdown table of the rows, then the mean and the worst (max) of each column."""
-    columns = tuple(c for c in columns if any(c in r for r in rows))
-    lines = ["| run | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for row in rows:
-        lines.append(f"| {row['run']} | " + " | ".join(f"{row.get(c, float('nan')):.4g}" for c in columns) + " |")
-    if len(rows) > 1:
-        for name, fn in (("mean", statistics.fmean), ("max", max)):
-            lines.append(f"| **{name}** | " + " | ".join(
-                f"{fn([r[c] for r in rows if c in r]):.4g}" for c in columns) + " |")
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Rows as a Markdown table; floats to 4 significant digits."""
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def markdown(rows: list[dict], columns: tuple[str, ...] = COLUMNS + ("wall_s",)) -> str:
+    """A Markdown table of the runs, then the mean and the worst (max) of each column."""
+    columns = [c for c in columns if any(c in r for r in rows)]
+    if len(rows) > 1:
+        rows = rows + [{"run": f"**{name}**", **{c: float(fn([r[c] for r in rows if c in r])) for c in columns}}
+                       for name, fn in (("mean", statistics.fmean), ("max", max))]
+    return markdown_table(rows, ["run", *columns])

@@ -14,6 +14,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.summary import markdown_table
+
 log = logging.getLogger("ganlab")
 
 # Lower is better for these; higher for the others (score, coverage, confident).
@@ -88,15 +90,6 @@ def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict
             agg[f"{m}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         out.append(agg)
     return out
-
-
-def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    def cell(value: Any) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def write_summary(sweep_dir: Path, metric: str) -> Path | None:
