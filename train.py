@@ -39,10 +39,10 @@ def check_resume_target(argv: list[str]) -> None:
     """A resume= without a checkpoint fails before Hydra creates that directory."""
     for arg in argv:
         if arg.startswith("resume=") and arg != "resume=null":
-            from ganlab.checkpoint import CheckpointError, last_in
+            from ganlab.checkpoint import CheckpointError, check_resumable
 
             try:
-                last_in(arg.split("=", 1)[1])
+                check_resumable(arg.split("=", 1)[1])
             except CheckpointError as error:
                 fail(error)
 

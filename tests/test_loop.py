@@ -56,6 +56,6 @@ def test_ema_follows_g_with_warm_up():
 def test_iteration_runs_d_steps_then_g_steps():
     gan, real, z = make()
     calls = []
-    loop.train(gan, real=lambda: calls.append("real") or real, noise=lambda: calls.append("z") or z,
-               start=0, iterations=1, d_steps=2, g_steps=3)
+    loop.iteration(gan, real=lambda: calls.append("real") or real, noise=lambda: calls.append("z") or z,
+                   d_steps=2, g_steps=3)
     assert calls == ["real", "z", "real", "z", "z", "z", "z"]

@@ -112,10 +112,10 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     cfg = compose_cfg([*TINY, "train.iterations=200", "train.checkpoint_every=1", "train.r1_gamma=0",
                        "train.lr_schedule=constant", "optimizer=sgd_nesterov", "optimizer.d.lr=1",
                        "optimizer.g.lr=1", "train.loss=lsgan"])
-    with pytest.raises(Diverged, match=r"the (D|G) loss became (nan|inf|-inf) at iteration \d+;") as info:
+    with pytest.raises(Diverged, match=r"the losses became NaN or infinite at iteration \d+ ") as info:
         train(cfg, run_dir=run_dir)
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
-    assert state["iteration"] >= 1 and f"at iteration {state['iteration'] + 1};" in str(info.value)
+    assert state["iteration"] >= 1 and f"at iteration {state['iteration'] + 1} " in str(info.value)
     assert all(torch.isfinite(t).all() for t in [*state["G"].values(), *state["D"].values()])
 
 

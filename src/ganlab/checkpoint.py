@@ -19,6 +19,18 @@ class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable, unsafe or of another run."""
 
 
+def compact(value: Any) -> Any:
+    """Copy out tensors that are views of a larger storage (a population's copies are rows of
+    stacked tensors): torch.save would otherwise write the whole storage with each of them."""
+    if isinstance(value, dict):
+        return {k: compact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(compact(v) for v in value)
+    if isinstance(value, torch.Tensor) and value.untyped_storage().nbytes() > value.nbytes:
+        return value.clone()
+    return value
+
+
 def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0) -> Path:
     """Write `directory/last.pt` (and `iter_N.pt`, keeping the newest `keep` of those).
 
@@ -30,7 +42,7 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0) -> Path:
     tmp = directory / f".{LAST}.tmp"
     try:
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            torch.save(compact(state), f)
             f.flush()
             os.fsync(f.fileno())
         if keep > 0:
@@ -53,6 +65,13 @@ def last_in(run_dir: Path) -> Path:
     path = Path(run_dir).expanduser() / "checkpoints" / LAST
     require(path)
     return path
+
+
+def check_resumable(run_dir: Path) -> None:
+    """A run directory, or a population's (a run a copy in seed_N/), with checkpoints to continue."""
+    run_dir = Path(run_dir).expanduser()
+    for directory in sorted(run_dir.glob("seed_*/")) or [run_dir]:
+        last_in(directory)
 
 
 def require(path: Path) -> None:

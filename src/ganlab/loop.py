@@ -45,10 +45,14 @@ class EMA:
         self.decay, self.updates = decay, 0
         self.model = copy.deepcopy(model).requires_grad_(False)
 
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def next_decay(self) -> float:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
+        return decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        decay = self.next_decay()
         ema = list(self.model.parameters())
         torch._foreach_lerp_(ema, list(model.parameters()), 1.0 - decay)
         for b_ema, b in zip(self.model.buffers(), model.buffers()):
@@ -116,24 +120,29 @@ def g_step(gan: GAN, z: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"loss/g": loss.detach()}
 
 
+def iteration(gan: GAN, real: Callable[[], torch.Tensor], noise: Callable[[], torch.Tensor],
+              d_steps: int = 1, g_steps: int = 1) -> dict[str, torch.Tensor]:
+    """`d_steps` updates of D, then `g_steps` updates of G; returns the last steps' statistics."""
+    gan.G.train()
+    gan.D.train()
+    for _ in range(d_steps):
+        stats = d_step(gan, real(), noise())
+    for _ in range(g_steps):
+        stats |= g_step(gan, noise())
+    return stats
+
+
 def train(
-    gan: GAN,
-    real: Callable[[], torch.Tensor],
-    noise: Callable[[], torch.Tensor],
+    step: Callable[[], dict[str, torch.Tensor]],
+    schedulers: list,
     start: int,
     iterations: int,
-    d_steps: int = 1,
-    g_steps: int = 1,
     every_iteration: Callable[[int, dict], None] = lambda it, stats: None,
 ) -> None:
-    """Run iterations [start, iterations). Statistics stay tensors: no host sync in the loop."""
+    """Run iterations [start, iterations) of `step` (the plain `iteration` above, or its fused
+    and compiled form in functional.py). Statistics stay tensors: no host sync in the loop."""
     for it in range(start, iterations):
-        gan.G.train()
-        gan.D.train()
-        for _ in range(d_steps):
-            stats = d_step(gan, real(), noise())
-        for _ in range(g_steps):
-            stats |= g_step(gan, noise())
-        for scheduler in gan.schedulers:
+        stats = step()
+        for scheduler in schedulers:
             scheduler.step()
         every_iteration(it + 1, stats)

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import signal
+import statistics
 import threading
 import time
 from contextlib import contextmanager
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ganlab import checkpoint, distributed, loop
+from ganlab import checkpoint, distributed, functional, loop
 from ganlab.checkpoint import CheckpointError
 from ganlab.config import ConfigError, validate
 from ganlab.errors import UserError
@@ -25,6 +26,7 @@ from ganlab.losses import build_loss
 from ganlab.metrics import build_evaluator
 from ganlab.models import build_models, sample_noise
 from ganlab.progress import Progress
+from ganlab.summary import markdown_table
 from ganlab.sweep import fair_threads, flat_hparams
 from ganlab.tb_logger import TBLogger
 
@@ -121,124 +123,250 @@ def check_compatible(saved: dict, cfg: DictConfig, path: Path) -> None:
                 f"{OmegaConf.to_container(cfg[key], resolve=True)}; resume with the run's own overrides")
 
 
+class Member:
+    """One GAN in training with everything that is its own: data and noise streams, evaluator,
+    TensorBoard run, checkpoints and history. A run trains one; train.population=K trains K
+    (seeds seed .. seed+K-1) side by side, each in a subdirectory that is a complete run."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, placement: Placement):
+        self.cfg, self.run_dir, self.main, self.failed = cfg, run_dir, placement.is_main, False
+        saved = checkpoint.load(checkpoint.last_in(run_dir)) if cfg.resume else None
+        if saved:
+            check_compatible(saved["config"], cfg, run_dir)
+        try:
+            if self.main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        except OSError as error:
+            raise UserError(f"cannot write to the run directory {run_dir} ({error.strerror}); "
+                            "choose another with hydra.run.dir=DIR") from None
+        t, device = cfg.train, placement.device
+        data_gen, self.noise_gen = (stream(cfg.seed, s, placement.rank) for s in ("data", "noise"))
+        eval_gen = stream(cfg.seed, "eval")
+        self.sampler = build_sampler(cfg.dataset, data_gen)
+        self.iterations, self.eval_every = schedule(cfg, self.sampler)
+        self.gan = build_gan(cfg, self.iterations, placement)
+        n_eval = cfg.dataset.eval_samples
+        self.evaluator = build_evaluator(cfg.dataset, self.sampler.reference(n_eval, eval_gen).to(device),
+                                         sample_noise(cfg.model, cfg.dataset, n_eval, eval_gen).to(device))
+        self.real = lambda: self.sampler.sample(t.batch_size).to(device, non_blocking=True)
+        self.noise = lambda: sample_noise(cfg.model, cfg.dataset, t.batch_size, self.noise_gen).to(
+            device, non_blocking=True)
+        self.history: list[dict] = []
+        self.losses: list[torch.Tensor] = []
+        self.start = 0
+        if saved:
+            self.start = restore(saved, self.gan, self.sampler, self.noise_gen, placement.rank)
+            self.history, self.losses = saved["history"], list(saved["losses"])
+        # purge_step drops the events a killed run logged after its last checkpoint (steps > start):
+        # TensorBoard shows one unbroken curve.
+        self.logger = TBLogger(run_dir, enabled=cfg.logger.tensorboard and self.main,
+                               purge_step=self.start + 1 if self.start else None,
+                               image_dir=run_dir / "images" if cfg.logger.save_images and self.main else None)
+        self.finite = torch.ones((), dtype=torch.bool, device=device)  # no NaN/inf loss since last_checked
+        self.last_checked = self.start
+        self.seconds = {"eval_log": 0.0, "checkpoint": 0.0}
+
+    def check_finite(self, it: int, stats: dict[str, torch.Tensor]) -> None:
+        """Stop before a NaN can reach a checkpoint. Reads the flag only when about to log,
+        evaluate or save, so the loop itself never waits for the device."""
+        if not self.finite:
+            self.failed = True
+            losses = ", ".join(f"{net.upper()} {stats[f'loss/{net}'].item():.4g}" for net in ("d", "g"))
+            when = (f"at iteration {it}" if it == self.last_checked + 1
+                    else f"between iterations {self.last_checked + 1} and {it}")
+            raise Diverged(f"the losses became NaN or infinite {when} (now {losses}); {self.run_dir}/checkpoints/last.pt keeps the last "
+                           "good state; lower the learning rates or set train.r1_gamma")
+        self.last_checked = it
+
+    def after(self, it: int, stats: dict[str, torch.Tensor], stop_requested: bool = False) -> None:
+        """Everything between two iterations: NaN guard, logs, evaluation, checkpoint."""
+        t, last = self.cfg.train, it == self.iterations
+        self.finite &= torch.isfinite(stats["loss/d"] + stats["loss/g"])
+        if t.save_losses:
+            self.losses.append(torch.stack([stats["loss/d"], stats["loss/g"]]))
+        log_now, eval_now = it % t.log_every == 0 or last, self.main and (it % self.eval_every == 0 or last)
+        save_now = self.main and (it % t.checkpoint_every == 0 or last or stop_requested)
+        if not (log_now or eval_now or save_now):
+            return
+        self.check_finite(it, stats)
+        t0 = time.perf_counter()
+        if log_now:
+            self.logger.scalars({k: v.item() for k, v in stats.items()}, it)
+        if eval_now:
+            evaluation = self.evaluator(self.gan.sampler)
+            self.history.append({"iteration": it, **evaluation.scalars})
+            self.logger.scalars({f"eval/{k}": v for k, v in evaluation.scalars.items()}, it)
+            self.logger.histograms(evaluation.histograms, it)
+            self.logger.images(evaluation.images, it)
+        t1 = time.perf_counter()
+        if save_now:
+            checkpoint.save_atomic(state_of(self.gan, self.sampler, self.noise_gen, it, self.history,
+                                            self.losses, self.cfg),
+                                   self.run_dir / "checkpoints", keep=t.keep_checkpoints)
+        self.seconds["eval_log"] += t1 - t0
+        self.seconds["checkpoint"] += time.perf_counter() - t1
+
+    def finish(self, wall: float, placement: Placement) -> dict:
+        """Write the final metrics, timing and (optionally) losses and weights; return the final metrics."""
+        final = self.history[-1]
+        self.logger.hparams(flat_hparams(self.cfg), {f"final/{k}": v for k, v in final.items() if k != "iteration"})
+        self.logger.close()
+        iterations = self.iterations - self.start
+        write_json(self.run_dir / "metrics.json", {"final": final, "history": self.history})
+        write_json(self.run_dir / "timing.json", {
+            "wall_time_s": wall, "iterations": iterations, "iterations_per_s": iterations / wall,
+            "eval_log_s": self.seconds["eval_log"], "checkpoint_s": self.seconds["checkpoint"],
+            "threads": torch.get_num_threads(), "world_size": placement.world,
+            "population": self.cfg.train.population, "compile": self.cfg.train.compile,
+            "device": str(placement.device)})
+        if self.cfg.train.save_losses:
+            rows = torch.stack(self.losses).tolist()
+            (self.run_dir / "losses.csv").write_text(
+                "iteration,d_loss,g_loss\n" + "".join(f"{i + 1},{d},{g}\n" for i, (d, g) in enumerate(rows)))
+        if self.cfg.train.save_weights:
+            torch.save(self.gan.G.state_dict(), self.run_dir / "generator.pt")
+            torch.save(self.gan.D.state_dict(), self.run_dir / "discriminator.pt")
+        return final
+
+
+def write_json(path: Path, value: dict) -> None:
+    path.write_text(json.dumps(value, indent=1))
+
+
+def build_step(members: list[Member], cfg: DictConfig, placement: Placement):
+    """The function that runs one iteration of every member: the plain loop, or the fused one
+    (compiled with train.compile, vmapped over the copies with train.population)."""
+    t = cfg.train
+    if (t.compile or t.population > 1) and placement.world > 1:
+        raise ConfigError("train.compile and train.population do not run under torchrun yet; "
+                          "drop them or run a single process")
+    if len(members) == 1 and not t.compile:
+        gan, real, noise = members[0].gan, members[0].real, members[0].noise
+        return lambda: loop.iteration(gan, real, noise, t.d_steps, t.g_steps)
+    if len(members) > 1 and any(True for m in (members[0].gan.G, members[0].gan.D) for _ in m.buffers()):
+        raise ConfigError(f"train.population={t.population} needs models without BatchNorm (vmap cannot "
+                          "update its running statistics per copy); use it with dataset=normal")
+    fused = functional.FusedIteration([m.gan for m in members], t.d_steps, t.g_steps, compile=t.compile)
+    if len(members) == 1:
+        return lambda: fused(*functional.draw(members[0].real, members[0].noise, t.d_steps, t.g_steps))
+
+    def population_step() -> dict[str, torch.Tensor]:
+        draws = [functional.draw(m.real, m.noise, t.d_steps, t.g_steps) for m in members]
+        return fused(*(torch.stack(inputs) for inputs in zip(*draws)))
+    return population_step
+
+
 def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
-    """Train one GAN as configured (or continue `cfg.resume`); return its final main metric
-    (KS for normal, FD for MNIST)."""
+    """Train one GAN as configured (or continue `cfg.resume`), or train.population copies of it
+    with consecutive seeds; return the final main metric (KS for normal, FD for MNIST), the
+    mean over the copies of a population."""
     validate(cfg)
     placement = distributed.setup(cfg.train.device)
-    main = placement.is_main  # only rank 0 evaluates and writes
     run_dir = Path(cfg.resume or run_dir or run_dir_of(cfg))
-    saved = checkpoint.load(checkpoint.last_in(run_dir)) if cfg.resume else None
-    if saved:
-        check_compatible(saved["config"], cfg, run_dir)
-    try:
-        if main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    except OSError as error:
-        raise UserError(f"cannot write to the run directory {run_dir} ({error.strerror}); "
-                        "choose another with hydra.run.dir=DIR") from None
     torch.set_num_threads(cfg.train.threads or fair_threads(placement.world))
-
-    t_cfg = cfg.train
-    device = placement.device
-    data_gen, noise_gen = (stream(cfg.seed, s, placement.rank) for s in ("data", "noise"))
-    eval_gen = stream(cfg.seed, "eval")
-    sampler = build_sampler(cfg.dataset, data_gen)
-    iterations, eval_every = schedule(cfg, sampler)
-    gan = build_gan(cfg, iterations, placement)
-    n_eval = cfg.dataset.eval_samples
-    evaluator = build_evaluator(cfg.dataset, sampler.reference(n_eval, eval_gen).to(device),
-                                sample_noise(cfg.model, cfg.dataset, n_eval, eval_gen).to(device))
-    history: list[dict] = []
-    losses: list[torch.Tensor] = []
-    start = 0
-    if saved:
-        start = restore(saved, gan, sampler, noise_gen, placement.rank)
-        history, losses = saved["history"], list(saved["losses"])
-        if start >= iterations:
-            log.info("nothing left to do: %s is at iteration %d of %d; raise train.iterations "
-                     "(or train.epochs) to extend it", run_dir, start, iterations)
-            return main_metric(cfg, history[-1])
+    population = cfg.train.population
+    if population == 1:
+        members = [Member(cfg, run_dir, placement)]
+    else:
+        members = [Member(member_config(cfg, cfg.seed + k), run_dir / f"seed_{cfg.seed + k}", placement)
+                   for k in range(population)]
+    first = members[0]
+    iterations, start = first.iterations, min(m.start for m in members)
+    if any(m.start != start for m in members):
+        raise CheckpointError(f"{run_dir}: the copies' checkpoints are at different iterations "
+                              f"({sorted({m.start for m in members})}); resume each seed_* run on its own")
+    if start >= iterations:
+        log.info("nothing left to do: %s is at iteration %d of %d; raise train.iterations "
+                 "(or train.epochs) to extend it", run_dir, start, iterations)
+        return population_metric(cfg, [m.history[-1] for m in members])
+    if start:
         log.info("resuming %s at iteration %d of %d", run_dir, start, iterations)
-
-    # purge_step drops the events a killed run logged after its last checkpoint (steps > start):
-    # TensorBoard shows one unbroken curve.
-    logger = TBLogger(run_dir, enabled=cfg.logger.tensorboard and main,
-                      purge_step=start + 1 if start else None,
-                      image_dir=run_dir / "images" if cfg.logger.save_images and main else None)
-    progress = Progress(iterations, start=start, enabled=t_cfg.progress and main)
-
-    def save(it: int) -> None:
-        checkpoint.save_atomic(
-            state_of(gan, sampler, noise_gen, it, history, losses, cfg),
-            run_dir / "checkpoints", keep=t_cfg.keep_checkpoints)
+    step = build_step(members, cfg, placement)
+    progress = Progress(iterations, start=start, enabled=cfg.train.progress and placement.is_main)
 
     def every_iteration(it: int, stats: dict[str, torch.Tensor]) -> None:
-        last = it == iterations
-        for net in ("d", "g"):  # stop before a NaN can reach a checkpoint (a host read; syncs on GPUs)
-            if not torch.isfinite(stats[f"loss/{net}"]):
-                raise Diverged(f"the {net.upper()} loss became {stats[f'loss/{net}'].item()} at iteration "
-                               f"{it}; {run_dir}/checkpoints/last.pt keeps the last good state; "
-                               "lower the learning rates or set train.r1_gamma")
-        if t_cfg.save_losses:
-            losses.append(torch.stack([stats["loss/d"], stats["loss/g"]]))
-        if it % t_cfg.log_every == 0 or last:
-            values = {k: v.item() for k, v in stats.items()}
-            logger.scalars(values, it)
-            progress.update(it, {"d": values["loss/d"], "g": values["loss/g"]})
-        if main and (it % eval_every == 0 or last):
-            evaluation = evaluator(gan.sampler)
-            history.append({"iteration": it, **evaluation.scalars})
-            logger.scalars({f"eval/{k}": v for k, v in evaluation.scalars.items()}, it)
-            logger.histograms(evaluation.histograms, it)
-            logger.images(evaluation.images, it)
-        if main and (it % t_cfg.checkpoint_every == 0 or last or requested):
-            save(it)
-        if requested and not last:
-            name = signal.Signals(requested[0]).name
-            raise Interrupted(f"{name} at iteration {it}: checkpoint saved in {run_dir}/checkpoints; "
-                              f"continue with the same command plus resume={run_dir}", requested[0])
+        stop = list(requested)  # read once: a signal arriving mid-way is handled next iteration
+        for k, member in enumerate(members):
+            if member.failed:
+                continue
+            own = stats if population == 1 else {key: value[k] for key, value in stats.items()}
+            try:
+                member.after(it, own, stop_requested=bool(stop))
+            except Diverged as error:
+                if population == 1:
+                    raise
+                log.error("seed %d failed: %s", member.cfg.seed, error)  # the other copies go on
+                (member.run_dir / "failure.txt").write_text(f"diverged: {error}\n")
+        if it % cfg.train.log_every == 0 or it == iterations:
+            progress.update(it, {"d": stats["loss/d"].float().mean().item(),
+                                 "g": stats["loss/g"].float().mean().item()})
+        if stop and it != iterations:
+            name = signal.Signals(stop[0]).name
+            raise Interrupted(f"{name} at iteration {it}: checkpoint saved in {run_dir}; "
+                              f"continue with the same command plus resume={run_dir}", stop[0])
 
     log.info("run directory: %s", run_dir)
     t0 = time.perf_counter()
     try:
         with stop_requests() as requested:
-            loop.train(gan,
-                       real=lambda: sampler.sample(t_cfg.batch_size).to(device, non_blocking=True),
-                       noise=lambda: sample_noise(cfg.model, cfg.dataset, t_cfg.batch_size,
-                                                  noise_gen).to(device, non_blocking=True),
-                       start=start, iterations=iterations,
-                       d_steps=t_cfg.d_steps, g_steps=t_cfg.g_steps,
-                       every_iteration=every_iteration)
-        if not main:
-            return math.nan
-        final = history[-1]
-        logger.hparams(flat_hparams(cfg), {f"final/{k}": v for k, v in final.items() if k != "iteration"})
-    except Diverged as error:
-        if main:
-            (run_dir / "failure.txt").write_text(f"diverged: {error}\n")
+            loop.train(step, [s for m in members for s in m.gan.schedulers], start, iterations,
+                       every_iteration)
+    except BaseException as error:
+        if isinstance(error, Diverged) and placement.is_main:
+            (first.run_dir / "failure.txt").write_text(f"diverged: {error}\n")
+        for member in members:
+            member.logger.close()
         raise
     finally:
         progress.close()
-        logger.close()
         distributed.teardown()
+    if not placement.is_main:
+        return math.nan
     wall = time.perf_counter() - t0
-    (run_dir / "metrics.json").write_text(json.dumps({"final": final, "history": history}, indent=1))
-    (run_dir / "timing.json").write_text(json.dumps(
-        {"wall_time_s": wall, "iterations": iterations - start,
-         "iterations_per_s": (iterations - start) / wall, "threads": torch.get_num_threads(),
-         "world_size": placement.world, "device": str(device)}, indent=1))
-    if t_cfg.save_losses:
-        rows = torch.stack(losses).tolist()
-        (run_dir / "losses.csv").write_text(
-            "iteration,d_loss,g_loss\n" + "".join(f"{i + 1},{d},{g}\n" for i, (d, g) in enumerate(rows)))
-    if t_cfg.save_weights:
-        torch.save(gan.G.state_dict(), run_dir / "generator.pt")
-        torch.save(gan.D.state_dict(), run_dir / "discriminator.pt")
+    finals = [m.finish(wall, placement) for m in members if not m.failed]
+    if not finals:
+        raise Diverged(f"every copy of the population diverged; see {run_dir}/seed_*/failure.txt")
+    if population > 1:
+        write_population_summary(run_dir, members, wall)
     log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                             for k, v in final.items()), wall)
-    return main_metric(cfg, final)
+                                             for k, v in finals[0].items()), wall)
+    return population_metric(cfg, finals)
+
+
+def member_config(cfg: DictConfig, seed: int) -> DictConfig:
+    """A population copy's own config: the run's, with its seed, as a single run would have it."""
+    member = cfg.copy()
+    with open_dict(member):
+        member.seed, member.train.population = seed, 1
+    return member
+
+
+def population_metric(cfg: DictConfig, finals: list[dict]) -> float:
+    return statistics.fmean(main_metric(cfg, final) for final in finals)
+
+
+def write_population_summary(run_dir: Path, members: list[Member], wall: float) -> None:
+    """metrics.json (mean and standard deviation of every final metric over the copies that
+    finished, so a sweep of populations reads like a sweep of runs) and summary.md (a row a copy)."""
+    finished = [m for m in members if not m.failed]
+    rows = [{"seed": m.cfg.seed, **{k: v for k, v in m.history[-1].items() if k != "iteration"}}
+            for m in finished]
+    keys = [k for k in rows[0] if k != "seed"]
+    final = {"iteration": finished[0].history[-1]["iteration"], "copies": len(rows),
+             "failed": len(members) - len(rows)}
+    for key in keys:
+        values = [r[key] for r in rows]
+        final[key] = statistics.fmean(values)
+        final[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    write_json(run_dir / "metrics.json", {"final": final, "copies": rows})
+    write_json(run_dir / "timing.json", {"wall_time_s": wall, "population": len(members),
+                                          "iterations": members[0].iterations - members[0].start})
+    (run_dir / "summary.md").write_text(
+        f"# Population of {len(members)} seeds ({len(members) - len(rows)} failed)\n\n"
+        + markdown_table(rows, ["seed", *keys]) + "\n\n"
+        + markdown_table([{"": "mean", **{k: final[k] for k in keys}},
+                          {"": "std", **{k: final[f"{k}_std"] for k in keys}}], ["", *keys]) + "\n")
 
 
 def main_metric(cfg: DictConfig, metrics: dict) -> float:

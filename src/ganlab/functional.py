@@ -1,0 +1,193 @@
+"""One GAN iteration as a single function of tensors, for torch.compile and torch.func.vmap.
+
+loop.py drives G and D through autograd and torch.optim, one Python call per layer and per
+parameter: at the 1-D GAN's sizes that call overhead is the whole cost. Here the same
+iteration is written with torch.func (the gradient of a loss as a function of the parameters)
+and the optimizers' update rules written out, so that torch.compile turns the whole iteration
+into one compiled graph, and vmap runs K independent copies of it at once (train.population).
+
+The tensors it updates in place are the modules' own parameters and the torch.optim state
+tensors (and the EMA copy's), so evaluation, checkpoints and resume see exactly what they see
+after the plain loop; a checkpoint written by either path continues in the other.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, grad_and_value
+
+from ganlab.loop import GAN
+
+Tensors = dict[str, torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- optimizers
+def init_state(optimizer: torch.optim.Optimizer) -> None:
+    """Create torch.optim's own per-parameter state up front, so the update below can write into it."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state[p]
+            if isinstance(optimizer, torch.optim.Adam) and not state:
+                state.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(p),
+                             exp_avg_sq=torch.zeros_like(p))
+            elif isinstance(optimizer, torch.optim.SGD) and group["momentum"] and "momentum_buffer" not in state:
+                # torch.optim starts the buffer as a copy of the first gradient: the same as 0 * m + grad
+                state["momentum_buffer"] = torch.zeros_like(p)
+
+
+HYPER = ("betas", "eps", "weight_decay", "momentum", "nesterov")
+
+
+def hyperparameters(optimizer: torch.optim.Optimizer) -> dict:
+    """The constants of the update rule (the learning rate, which schedules change, is a tensor)."""
+    group = optimizer.param_groups[0]
+    return {k: group[k] for k in HYPER if k in group}
+
+
+def update(p: torch.Tensor, g: torch.Tensor, state: Tensors, group: dict, lr: torch.Tensor) -> None:
+    """torch.optim.Adam / SGD's update rule for one parameter, written with tensor ops only."""
+    if group["weight_decay"]:
+        g = g + group["weight_decay"] * p
+    if "betas" in group:  # Adam
+        beta1, beta2 = group["betas"]
+        step = state["step"].add_(1)
+        state["exp_avg"].lerp_(g, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = (state["exp_avg_sq"] / (1 - beta2 ** step)).sqrt_().add_(group["eps"])
+        p.sub_(lr / (1 - beta1 ** step) * state["exp_avg"] / denom)
+        return
+    if group["momentum"]:  # SGD with (Nesterov) momentum, no dampening
+        buf = state["momentum_buffer"].mul_(group["momentum"]).add_(g)
+        g = g + group["momentum"] * buf if group["nesterov"] else buf
+    p.sub_(lr * g)
+
+
+# ----------------------------------------------------------------------------- the tensors
+def tensors_of(gan: GAN) -> dict:
+    """Every tensor an iteration updates, by network: parameters, buffers, optimizer state, EMA."""
+    def net(module: nn.Module, opt: torch.optim.Optimizer) -> dict:
+        params = dict(module.named_parameters())
+        return {"params": params, "buffers": dict(module.named_buffers()),
+                "opt": {name: opt.state[p] for name, p in params.items()}}
+
+    tensors = {"D": net(gan.D, gan.opt_d), "G": net(gan.G, gan.opt_g)}
+    if gan.ema is not None:
+        tensors["ema"] = {"params": dict(gan.ema.model.named_parameters()),
+                          "buffers": dict(gan.ema.model.named_buffers())}
+    return tensors
+
+
+def tree_map(fn: Callable, *trees):
+    """fn over the leaves of nested dicts of the same shape."""
+    if isinstance(trees[0], dict):
+        return {key: tree_map(fn, *(tree[key] for tree in trees)) for key in trees[0]}
+    return fn(*trees)
+
+
+@torch.no_grad()
+def stack_in_place(copies: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Stack the copies' tensors into one (K, ...) tensor and make each copy a view of its row,
+    so that one in-place update of the stack updates every copy's own module and optimizer."""
+    stacked = torch.stack(copies)
+    for row, tensor in zip(stacked, copies):
+        tensor.set_(stacked.untyped_storage(), row.storage_offset(), row.shape, row.stride())
+    return stacked
+
+
+# ----------------------------------------------------------------------------- the iteration
+class FusedIteration:
+    """One iteration of `gans` (one GAN, or the K copies of a population) as one function call.
+
+    Call with (reals, noises_d, noises_g), each stacked over the D or G steps of the iteration
+    (and over the copies first, for a population); returns the plain loop's statistics (with a
+    leading copy dimension for a population).
+    """
+
+    def __init__(self, gans: list[GAN], d_steps: int, g_steps: int, compile: bool):
+        self.gans, self.d_steps, self.g_steps = gans, d_steps, g_steps
+        self.template = gan = gans[0]  # its modules give the functions; the tensors come from all
+        for opt in (opt for g in gans for opt in (g.opt_d, g.opt_g)):
+            init_state(opt)
+            opt._opt_called = True  # the update below is this optimizer's step (LR schedulers check)
+        self.hyper = {"d": hyperparameters(gan.opt_d), "g": hyperparameters(gan.opt_g)}
+        self.lr = {"d": torch.zeros(()), "g": torch.zeros(())}
+        self.ema_decay = torch.zeros(())
+        step = self._iteration
+        if len(gans) == 1:
+            self.tensors = tree_map(torch.Tensor.detach, tensors_of(gan))  # aliases, not copies
+        else:  # the copy is the first dimension of every tensor; lr and decay are shared
+            self.tensors = tree_map(lambda *copies: stack_in_place(copies), *map(tensors_of, gans))
+            step = torch.func.vmap(step, in_dims=(0, 0, 0, 0, None, None, None))
+        self.step = torch.compile(step, dynamic=False) if compile else step
+
+    def __call__(self, reals: torch.Tensor, noises_d: torch.Tensor, noises_g: torch.Tensor) -> Tensors:
+        gan = self.template
+        for module in (gan.G, gan.D):
+            if not module.training:
+                module.train()
+        self.lr["d"].fill_(gan.opt_d.param_groups[0]["lr"])
+        self.lr["g"].fill_(gan.opt_g.param_groups[0]["lr"])
+        if gan.ema is not None:
+            decays = [g.ema.next_decay() for g in self.gans]  # each copy counts its updates, as checkpoints do
+            self.ema_decay.fill_(decays[0])
+        return self.step(self.tensors, reals, noises_d, noises_g, self.lr["d"], self.lr["g"], self.ema_decay)
+
+    def _iteration(self, tensors: dict, reals, noises_d, noises_g, lr_d, lr_g, ema_decay) -> Tensors:
+        gan = self.template
+        D, G = tensors["D"], tensors["G"]
+
+        def d_of(params: Tensors, x: torch.Tensor) -> torch.Tensor:
+            with gan.autocast():
+                return functional_call(gan.D, (params, D["buffers"]), (x,)).float()
+
+        def g_of(params: Tensors, z: torch.Tensor) -> torch.Tensor:
+            with gan.autocast():
+                return functional_call(gan.G, (params, G["buffers"]), (z,))
+
+        def d_loss(params: Tensors, real: torch.Tensor, fake: torch.Tensor):
+            n = len(real)
+
+            def logits_of(x: torch.Tensor):  # one batch of real and fake, as loop.d_step
+                logits = d_of(params, torch.cat([x, fake]))
+                return logits[:n].sum(), logits
+
+            if gan.r1_gamma > 0:  # R1: D's slope at the real data, itself differentiable in D's parameters
+                slope, logits = grad(logits_of, has_aux=True)(real)
+            else:
+                logits = logits_of(real)[1]
+            loss = gan.loss.d(logits[:n], logits[n:])
+            if gan.r1_gamma > 0:
+                loss = loss + 0.5 * gan.r1_gamma * slope.square().flatten(1).sum(1).mean()
+            return loss, logits.detach()
+
+        def g_loss(params: Tensors, z: torch.Tensor) -> torch.Tensor:
+            return gan.loss.g(d_of(D["params"], g_of(params, z)))
+
+        for real, z in zip(reals, noises_d):
+            fake = g_of(G["params"], z).detach()
+            grads, (loss_d, logits) = grad_and_value(d_loss, has_aux=True)(D["params"], real, fake)
+            for name, p in D["params"].items():
+                update(p, grads[name], D["opt"][name], self.hyper["d"], lr_d)
+        for z in noises_g:
+            grads, loss_g = grad_and_value(g_loss)(G["params"], z)
+            for name, p in G["params"].items():
+                update(p, grads[name], G["opt"][name], self.hyper["g"], lr_g)
+        if "ema" in tensors:
+            for name, p in tensors["ema"]["params"].items():
+                p.lerp_(G["params"][name], 1 - ema_decay)
+            for name, b in tensors["ema"]["buffers"].items():
+                b.copy_(G["buffers"][name])
+        n = len(reals[0])
+        return {"loss/d": loss_d.detach(),
+                "d_out/real": torch.sigmoid(logits[:n]).mean(),
+                "d_out/fake": torch.sigmoid(logits[n:]).mean(),
+                "loss/g": loss_g.detach()}
+
+
+def draw(real: Callable[[], torch.Tensor], noise: Callable[[], torch.Tensor], d_steps: int, g_steps: int):
+    """One iteration's inputs, in the order the plain loop draws them from each stream."""
+    reals, noises_d = zip(*[(real(), noise()) for _ in range(d_steps)])
+    return torch.stack(reals), torch.stack(noises_d), torch.stack([noise() for _ in range(g_steps)])
