@@ -200,6 +200,8 @@ BAD_INPUT = [
                                                     f"resume={run}"], "optimizer.g.momentum"),
     ("model for another dataset", lambda run, tmp: ["dataset=mnist", "model=normal"], "does not fit dataset=mnist"),
     ("epochs on endless data", lambda run, tmp: ["train.epochs=3"], "train.epochs"),
+    ("population of BatchNorm models", lambda run, tmp: ["dataset=mnist", "train.population=2",
+                                                         f"hydra.run.dir={tmp}/r"], "without BatchNorm"),
 ]
 
 

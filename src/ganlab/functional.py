@@ -54,8 +54,8 @@ def update(p: torch.Tensor, g: torch.Tensor, state: Tensors, group: dict, lr: to
     if "betas" in group:  # Adam
         beta1, beta2 = group["betas"]
         step = state["step"].add_(1)
-        state["exp_avg"].lerp_(g, 1 - beta1)
-        state["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        state["exp_avg"].mul_(beta1).add_(g, alpha=1 - beta1)  # (vmap has no batching rule for lerp_)
+        state["exp_avg_sq"].mul_(beta2).add_(g.square(), alpha=1 - beta2)
         denom = (state["exp_avg_sq"] / (1 - beta2 ** step)).sqrt_().add_(group["eps"])
         p.sub_(lr / (1 - beta1 ** step) * state["exp_avg"] / denom)
         return
@@ -143,9 +143,9 @@ class FusedIteration:
             with gan.autocast():
                 return functional_call(gan.D, (params, D["buffers"]), (x,)).float()
 
-        def g_of(params: Tensors, z: torch.Tensor) -> torch.Tensor:
+        def g_of(params: Tensors, z: torch.Tensor, buffers: Tensors = G["buffers"]) -> torch.Tensor:
             with gan.autocast():
-                return functional_call(gan.G, (params, G["buffers"]), (z,))
+                return functional_call(gan.G, (params, buffers), (z,))
 
         def d_loss(params: Tensors, real: torch.Tensor, fake: torch.Tensor):
             n = len(real)
@@ -163,8 +163,9 @@ class FusedIteration:
                 loss = loss + 0.5 * gan.r1_gamma * slope.square().flatten(1).sum(1).mean()
             return loss, logits.detach()
 
-        def g_loss(params: Tensors, z: torch.Tensor) -> torch.Tensor:
-            return gan.loss.g(d_of(D["params"], g_of(params, z)))
+        def g_loss(params: Tensors, buffers: Tensors, z: torch.Tensor) -> torch.Tensor:
+            # BatchNorm updates its running statistics in place: grad allows that only for inputs
+            return gan.loss.g(d_of(D["params"], g_of(params, z, buffers)))
 
         for real, z in zip(reals, noises_d):
             fake = g_of(G["params"], z).detach()
@@ -172,12 +173,12 @@ class FusedIteration:
             for name, p in D["params"].items():
                 update(p, grads[name], D["opt"][name], self.hyper["d"], lr_d)
         for z in noises_g:
-            grads, loss_g = grad_and_value(g_loss)(G["params"], z)
+            grads, loss_g = grad_and_value(g_loss)(G["params"], G["buffers"], z)
             for name, p in G["params"].items():
                 update(p, grads[name], G["opt"][name], self.hyper["g"], lr_g)
         if "ema" in tensors:
             for name, p in tensors["ema"]["params"].items():
-                p.lerp_(G["params"][name], 1 - ema_decay)
+                p.add_((G["params"][name] - p) * (1 - ema_decay))
             for name, b in tensors["ema"]["buffers"].items():
                 b.copy_(G["buffers"][name])
         n = len(reals[0])
@@ -187,7 +188,16 @@ class FusedIteration:
                 "loss/g": loss_g.detach()}
 
 
-def draw(real: Callable[[], torch.Tensor], noise: Callable[[], torch.Tensor], d_steps: int, g_steps: int):
-    """One iteration's inputs, in the order the plain loop draws them from each stream."""
-    reals, noises_d = zip(*[(real(), noise()) for _ in range(d_steps)])
-    return torch.stack(reals), torch.stack(noises_d), torch.stack([noise() for _ in range(g_steps)])
+def draw(reals: list[Callable[[], torch.Tensor]], noises: list[Callable[[], torch.Tensor]],
+         d_steps: int, g_steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One iteration's inputs for K copies (K = 1 for a run), each copy from its own streams in the
+    order the plain loop draws them; shaped (K, steps, batch, ...)."""
+    r, zd, zg = [], [], []
+    for real, noise in zip(reals, noises):
+        for _ in range(d_steps):
+            r.append(real())
+            zd.append(noise())
+        zg += [noise() for _ in range(g_steps)]
+    k = len(reals)
+    return (torch.stack(r).unflatten(0, (k, d_steps)), torch.stack(zd).unflatten(0, (k, d_steps)),
+            torch.stack(zg).unflatten(0, (k, g_steps)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -34,11 +36,19 @@ def build_models(model: DictConfig, dataset: DictConfig) -> tuple[nn.Module, nn.
     return g, d
 
 
-def sample_noise(model: DictConfig, dataset: DictConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
-    """G's input: the 1-D GAN keeps the seed's uniform [0, 1) noise, one value per output sample;
-    the conv GANs draw z_dim values, uniform on (-1, 1) as the seed or standard normal."""
+def noise_sampler(model: DictConfig, dataset: DictConfig) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """draw(batch, generator) -> G's input, with the config read once (the loop calls it every step).
+
+    The 1-D GAN keeps the seed's uniform [0, 1) noise, one value per output sample; the conv GANs
+    draw z_dim values, uniform on (-1, 1) as the seed or standard normal."""
     if model.name == "gan1d":
-        return torch.rand(batch, dataset.sample_size, generator=generator)
+        n = dataset.sample_size
+        return lambda batch, generator: torch.rand(batch, n, generator=generator)
+    z_dim = model.z_dim
     if model.noise == "uniform":
-        return torch.rand(batch, model.z_dim, generator=generator).mul_(2).sub_(1)
-    return torch.randn(batch, model.z_dim, generator=generator)
+        return lambda batch, generator: torch.rand(batch, z_dim, generator=generator).mul_(2).sub_(1)
+    return lambda batch, generator: torch.randn(batch, z_dim, generator=generator)
+
+
+def sample_noise(model: DictConfig, dataset: DictConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
+    return noise_sampler(model, dataset)(batch, generator)

@@ -1,0 +1,122 @@
+"""The fast paths compute what the plain loop computes: the fused iteration (compiled or not)
+gives the plain loop's losses and weights, and a population of K gives K single runs."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import TINY, compose_cfg, read_events
+from ganlab import checkpoint, functional, loop
+from ganlab.models import noise_sampler
+from ganlab.run import build_gan, stream, train
+
+MNIST = ["dataset=mnist", "dataset.n_train=64", "dataset.eval_samples=16"]
+CASES = {
+    "1-D default (R1, EMA, linear schedule)": [],
+    "1-D seed recipe": ["experiment=seed_normal"],
+    "SGD Nesterov, hinge, weight decay, 2+2 steps": [
+        "optimizer=sgd_nesterov", "train.loss=hinge", "optimizer.d.weight_decay=0.01",
+        "train.d_steps=2", "train.g_steps=2", "train.r1_gamma=0"],
+    "MNIST DCGAN (BatchNorm buffers, EMA)": [*MNIST, "model.width=8"],
+}
+
+
+def losses_and_weights(overrides, fused: bool, compile: bool = False, iterations: int = 5):
+    """Train `iterations` steps from the same start and streams, plain or fused."""
+    cfg = compose_cfg(["train.batch_size=4", *overrides])
+    gan = build_gan(cfg, iterations=100)
+    data, noise_gen = stream(0, "data"), stream(0, "noise")
+    from ganlab.data import build_sampler
+
+    sampler, draw_noise = build_sampler(cfg.dataset, data), noise_sampler(cfg.model, cfg.dataset)
+    real, noise = (lambda: sampler.sample(4)), (lambda: draw_noise(4, noise_gen))
+    d, g = cfg.train.d_steps, cfg.train.g_steps
+    if fused:
+        fused_iteration = functional.FusedIteration([gan], d, g, compile=compile)
+        step = lambda: fused_iteration(*(x[0] for x in functional.draw([real], [noise], d, g)))  # noqa: E731
+    else:
+        step = lambda: loop.iteration(gan, real, noise, d, g)  # noqa: E731
+    history = []
+    loop.train(step, gan.schedulers, 0, iterations,
+               lambda it, stats: history.append(torch.stack([stats[k] for k in sorted(stats)])))
+    nets = {"G": gan.G, "D": gan.D, **({"G_ema": gan.ema.model} if gan.ema else {})}
+    return torch.stack(history), {name: net.state_dict() for name, net in nets.items()}, gan
+
+
+def assert_close_runs(a, b):
+    """Same losses and weights up to float rounding (summation order differs between the paths)."""
+    torch.testing.assert_close(a[0], b[0], rtol=1e-4, atol=1e-5)
+    for name in a[1]:
+        for key in a[1][name]:
+            torch.testing.assert_close(a[1][name][key].float(), b[1][name][key].float(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("overrides", CASES.values(), ids=CASES.keys())
+def test_fused_iteration_matches_the_plain_loop(overrides):
+    assert_close_runs(losses_and_weights(overrides, fused=False), losses_and_weights(overrides, fused=True))
+
+
+def test_compiled_iteration_matches_the_plain_loop():
+    plain = losses_and_weights([], fused=False, iterations=8)
+    compiled = losses_and_weights([], fused=True, compile=True, iterations=8)
+    assert_close_runs(plain, compiled)
+
+
+def test_fused_optimizer_state_is_torch_optims_own():
+    """A checkpoint of the fused path continues in the plain loop exactly as the plain loop would."""
+    *_, fused = losses_and_weights([], fused=True)
+    *_, plain = losses_and_weights([], fused=False)
+    for opt_f, opt_p in ((fused.opt_d, plain.opt_d), (fused.opt_g, plain.opt_g)):
+        sf, sp = opt_f.state_dict(), opt_p.state_dict()
+        assert sf["param_groups"] == sp["param_groups"]
+        for i in sp["state"]:
+            assert sf["state"][i].keys() == sp["state"][i].keys()
+            for key in sp["state"][i]:
+                torch.testing.assert_close(sf["state"][i][key], sp["state"][i][key], rtol=1e-4, atol=1e-6)
+
+
+def final(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())["final"]
+
+
+def test_a_population_is_k_single_runs_each_its_own_tensorboard_run(tmp_path):
+    population = tmp_path / "population"
+    train(compose_cfg([*TINY, "train.population=3", "seed=5"]), run_dir=population)
+    for seed in (5, 6, 7):
+        single = tmp_path / f"single_{seed}"
+        train(compose_cfg([*TINY, f"seed={seed}"]), run_dir=single)
+        copy = population / f"seed_{seed}"
+        a, b = final(single), final(copy)
+        assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-3, abs=1e-4) for k in a)
+        ours, theirs = read_events(copy), read_events(single)
+        assert [e.step for e in ours.Scalars("loss/d")] == [e.step for e in theirs.Scalars("loss/d")]
+        torch.testing.assert_close(torch.tensor([e.value for e in ours.Scalars("loss/g")]),
+                                   torch.tensor([e.value for e in theirs.Scalars("loss/g")]), rtol=1e-3, atol=1e-4)
+        assert ours.Tags()["images"] and ours.Tags()["histograms"]
+        # Each copy's checkpoint holds only its own tensors, in the single-run format.
+        state = checkpoint.load(copy / "checkpoints" / "last.pt")
+        assert state["config"]["seed"] == seed and state["G"]["net.0.weight"].shape == (50, 1)
+    summary = final(population)
+    ks = [final(population / f"seed_{s}")["ks"] for s in (5, 6, 7)]
+    assert summary["copies"] == 3 and summary["ks"] == pytest.approx(sum(ks) / 3)
+    assert "| seed |" in (population / "summary.md").read_text()
+
+
+def test_a_population_resumes_where_it_stopped(tmp_path):
+    args = [*TINY, "train.population=2", "train.lr_schedule=constant", "train.g_ema=0.9"]
+    train(compose_cfg([*args, "train.iterations=40"]), run_dir=tmp_path / "long")
+    train(compose_cfg([*args, "train.iterations=20"]), run_dir=tmp_path / "short")
+    train(compose_cfg([*args, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
+    for seed in (0, 1):
+        a, b = final(tmp_path / "long" / f"seed_{seed}"), final(tmp_path / "short" / f"seed_{seed}")
+        assert all(a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5) for k in a)
+
+
+@pytest.mark.slow
+def test_compiled_population_matches_single_runs(tmp_path):
+    train(compose_cfg([*TINY, "train.population=2", "train.compile=true"]), run_dir=tmp_path / "population")
+    for seed in (0, 1):
+        train(compose_cfg([*TINY, f"seed={seed}"]), run_dir=tmp_path / f"single_{seed}")
+        a, b = final(tmp_path / f"single_{seed}"), final(tmp_path / "population" / f"seed_{seed}")
+        assert all(a[k] == pytest.approx(b[k], rel=1e-3, abs=1e-4) for k in a)
