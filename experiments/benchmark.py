@@ -3,10 +3,13 @@
     python experiments/benchmark.py                  # prints a table, writes benchmark.json
     python experiments/benchmark.py --quick          # fewer iterations (a smoke test)
 
-Rows: the 1-D seed recipe (batch 1, iterations/s), the seed MNIST architecture at batch 16 and
-128 (images/s, achieved GFLOP/s from a FLOP count of one real iteration, fraction of this
-machine's fp32 GEMM peak measured in the same run), and start-up (process start to the end of a
-1-iteration `python train.py`). Ratios compare ganlab with the reference in the same run.
+Rows: the 1-D seed recipe (batch 1, iterations/s) and the seed MNIST architecture at batch 16
+and 128 (images/s, achieved GFLOP/s from a FLOP count of one real iteration, fraction of this
+machine's fp32 GEMM peak measured in the same run), each for the reference, ganlab's default
+path and ganlab with train.compile=true (the same step functions train.py runs); 32 seeds of the
+1-D seed recipe in one process (train.population=32) against one; the share of the default
+run's wall time spent on evaluation, logging and checkpoints; start-up (process start to the
+end of a 1-iteration `python train.py`). Ratios compare with the reference in the same run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,10 +27,10 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganlab import loop
 from ganlab.config import register_configs
+from ganlab.distributed import Placement
 from ganlab.models import build_models, sample_noise
-from ganlab.run import build_gan
+from ganlab.run import Member, build_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,36 +75,72 @@ def reference_step(G, D, opt_g, opt_d, real_fn, noise_fn):
     return step
 
 
-def ganlab_step(gan, real_fn, noise_fn):
-    def step():
-        loop.train(gan, real_fn, noise_fn, start=0, iterations=1)
-    return step
-
-
-def bench(overrides: list[str], batch: int, iterations: int) -> dict:
+def ganlab_step(overrides: list[str], run_dir: Path):
+    """ganlab's own step function for a config (the one train.py runs), on a throwaway run dir."""
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"train.batch_size={batch}"])
+        cfg = compose("train", overrides=[*overrides, "train.progress=false", "logger.tensorboard=false"])
+    placement = Placement(torch.device("cpu"))
+    member = Member(cfg, run_dir, placement)
+    return cfg, member.gan, build_step([member], cfg, placement)
+
+
+def bench(overrides: list[str], batch: int, iterations: int, run_dir: Path) -> dict:
+    """Seconds per iteration: the reference, ganlab's default path, and ganlab with train.compile."""
+    overrides = [*overrides, f"train.batch_size={batch}", "dataset.eval_samples=16"]
+    cfg, gan, plain = ganlab_step(overrides, run_dir / "plain")
+    _, _, compiled = ganlab_step([*overrides, "train.compile=true"], run_dir / "compiled")
     gen = torch.Generator().manual_seed(0)
     if cfg.dataset.name == "normal":
         real_fn = lambda: torch.randn(batch, cfg.dataset.sample_size, generator=gen) * 1.25 + 4  # noqa: E731
     else:
-        real_fn = lambda: torch.rand(batch, 1, 28, 28, generator=gen) * 2 - 1  # noqa: E731
+        data = torch.rand(1000, 1, 28, 28, generator=gen) * 2 - 1
+        real_fn = lambda: data[torch.randint(0, 1000, (batch,), generator=gen)]  # noqa: E731
     noise_fn = lambda: sample_noise(cfg.model, cfg.dataset, batch, gen)  # noqa: E731
-
-    gan = build_gan(cfg, iterations=10**9)
+    torch.manual_seed(0)
     G, D = build_models(cfg.model, cfg.dataset)
     opt = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
     ref = reference_step(G, D, opt[cfg.optimizer.g.name](G.parameters(), lr=cfg.optimizer.g.lr),
                          opt[cfg.optimizer.d.name](D.parameters(), lr=cfg.optimizer.d.lr), real_fn, noise_fn)
-    ours = ganlab_step(gan, real_fn, noise_fn)
     with FlopCounterMode(display=False) as counter:
-        ours()
+        plain()  # D on real + fake, G through a frozen D (the reference also computes D's unused grads)
     flops = counter.get_total_flops()
-    t_ref, t_ours = timed(ref, iterations), timed(ours, iterations)
-    return {"batch": batch, "s_per_iter_reference": t_ref, "s_per_iter_ganlab": t_ours,
-            "speedup": t_ref / t_ours, "flops_per_iter": flops,
-            "images_per_s_ganlab": batch / t_ours, "images_per_s_reference": batch / t_ref,
-            "gflops_ganlab": flops / t_ours / 1e9}
+    t0 = time.perf_counter()
+    compiled()  # compiles: the first call
+    compile_s = time.perf_counter() - t0
+    times = {name: timed(fn, iterations) for name, fn in (("reference", ref), ("ganlab", plain),
+                                                          ("ganlab_compiled", compiled))}
+    row = {"batch": batch, "flops_per_iter": flops, "compile_s": compile_s}
+    for name, seconds in times.items():
+        row[f"s_per_iter_{name}"] = seconds
+        row[f"images_per_s_{name}"] = batch / seconds
+        row[f"gflops_{name}"] = flops / seconds / 1e9
+        row[f"speedup_{name}"] = times["reference"] / seconds
+    return row
+
+
+def run_train(args: list[str], run_dir: Path) -> dict:
+    """A whole `python train.py` run; its timing.json plus the process's wall time."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "train.py"), *args, "train.progress=false",
+                    f"hydra.run.dir={run_dir}"], check=True, capture_output=True)
+    timing = json.loads((run_dir / "timing.json").read_text())
+    return timing | {"process_s": time.perf_counter() - t0}
+
+
+def population(iterations: int, run_dir: Path) -> dict:
+    """32 seeds of the 1-D seed recipe in one process against one seed (plain and compiled)."""
+    base = ["experiment=seed_normal", f"train.iterations={iterations}", "train.checkpoint_every=100000"]
+    runs = {"one": run_train(base, run_dir / "one"),
+            "one_compiled": run_train([*base, "train.compile=true"], run_dir / "one_compiled"),
+            "population_32": run_train([*base, "train.compile=true", "train.population=32"], run_dir / "pop")}
+    return {name: {k: r[k] for k in ("wall_time_s", "process_s")} for name, r in runs.items()}
+
+
+def eval_cost(run_dir: Path) -> dict:
+    """Share of the default run's training wall time spent evaluating, logging and checkpointing."""
+    timing = run_train([], run_dir)
+    return {k: timing[k] for k in ("wall_time_s", "eval_log_s", "checkpoint_s", "process_s")} | {
+        "fraction": (timing["eval_log_s"] + timing["checkpoint_s"]) / timing["wall_time_s"]}
 
 
 def startup_seconds() -> float:
@@ -113,35 +153,58 @@ def startup_seconds() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations: a smoke test")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "benchmark.json"))
     args = parser.parse_args()
     register_configs(ROOT / "experiments")
-    n = 5 if args.quick else 1
-    peak = gemm_peak()
-    results = {
-        "threads": torch.get_num_threads(), "gemm_peak_gflops": peak,
-        "1d_seed_batch1": bench(["experiment=seed_normal"], 1, 2000 // n),
-        "mnist_seed_batch16": bench(["experiment=seed_mnist"], 16, 40 // n),
-        "mnist_seed_batch128": bench(["experiment=seed_mnist"], 128, 10 // n if not args.quick else 2),
-        "startup_s": startup_seconds(),
-    }
-    for key in ("mnist_seed_batch16", "mnist_seed_batch128"):
-        results[key]["fraction_of_peak"] = results[key]["gflops_ganlab"] / peak
-    print(f"threads {results['threads']}, fp32 GEMM peak {peak:.0f} GFLOP/s")
-    print("| what | reference | ganlab | ganlab / reference |")
-    print("|---|---|---|---|")
-    r = results["1d_seed_batch1"]
-    print(f"| 1-D seed recipe, iterations/s | {1 / r['s_per_iter_reference']:.0f} | "
-          f"{1 / r['s_per_iter_ganlab']:.0f} | {r['speedup']:.2f} |")
-    for key in ("mnist_seed_batch16", "mnist_seed_batch128"):
-        r = results[key]
-        print(f"| MNIST seed arch, batch {r['batch']}, images/s | {r['images_per_s_reference']:.0f} | "
-              f"{r['images_per_s_ganlab']:.0f} ({r['gflops_ganlab']:.0f} GFLOP/s, "
-              f"{100 * r['fraction_of_peak']:.0f}% of peak) | {r['speedup']:.2f} |")
-    print(f"| start-up to the end of 1 iteration | | {results['startup_s']:.1f} s | |")
+    n = 10 if args.quick else 1
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        peak = gemm_peak()
+        results = {
+            "threads": torch.get_num_threads(), "gemm_peak_gflops": peak,
+            "1d_seed_batch1": bench(["experiment=seed_normal"], 1, 2000 // n, tmp / "1d"),
+            "mnist_seed_batch16": bench(["experiment=seed_mnist"], 16, 40 // n, tmp / "m16"),
+            "mnist_seed_batch128": bench(["experiment=seed_mnist"], 128, 10 // n or 1, tmp / "m128"),
+            "population_1d_seed": population(4000 // n, tmp / "population"),
+            "eval_log_cost_default_run": eval_cost(tmp / "default"),
+            "startup_s": startup_seconds(),
+            "gemm_peak_gflops_after": gemm_peak(),
+        }
+    print(report(results))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+def report(results: dict) -> str:
+    peak = results["gemm_peak_gflops"]
+    lines = [f"threads {results['threads']}, fp32 GEMM peak {peak:.0f} GFLOP/s "
+             f"({results['gemm_peak_gflops_after']:.0f} at the end)", "",
+             "| what | reference | ganlab | ganlab, train.compile=true |", "|---|---|---|---|"]
+    r = results["1d_seed_batch1"]
+    lines.append("| 1-D seed recipe, iterations/s | " + " | ".join(
+        f"{1 / r[f's_per_iter_{k}']:.0f}" + ("" if k == "reference" else f" ({r[f'speedup_{k}']:.2f}x)")
+        for k in ("reference", "ganlab", "ganlab_compiled")) + " |")
+    for key in ("mnist_seed_batch16", "mnist_seed_batch128"):
+        r = results[key]
+        lines.append(f"| MNIST seed arch, batch {r['batch']}, images/s (% of GEMM peak) | " + " | ".join(
+            f"{r[f'images_per_s_{k}']:.0f} ({100 * r[f'gflops_{k}'] / peak:.0f}%"
+            + (")" if k == "reference" else f", {r[f'speedup_{k}']:.2f}x)")
+            for k in ("reference", "ganlab", "ganlab_compiled")) + " |")
+    compile_s = ", ".join(f"{results[k]['compile_s']:.0f} s" for k in ("1d_seed_batch1", "mnist_seed_batch16",
+                                                                      "mnist_seed_batch128"))
+    p = results["population_1d_seed"]
+    e = results["eval_log_cost_default_run"]
+    lines += ["", f"first compiled call (compilation): {compile_s}",
+              "population (seed recipe, training wall time): one seed {:.1f} s, one compiled {:.1f} s, "
+              "32 seeds compiled {:.1f} s = {:.2f}x one, {:.2f}x one compiled".format(
+                  p["one"]["wall_time_s"], p["one_compiled"]["wall_time_s"], p["population_32"]["wall_time_s"],
+                  p["population_32"]["wall_time_s"] / p["one"]["wall_time_s"],
+                  p["population_32"]["wall_time_s"] / p["one_compiled"]["wall_time_s"]),
+              f"default run: evaluation + logging + checkpoints {e['eval_log_s'] + e['checkpoint_s']:.2f} s of "
+              f"{e['wall_time_s']:.1f} s training = {100 * e['fraction']:.1f}%",
+              f"start-up to the end of a 1-iteration run: {results['startup_s']:.1f} s"]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ class TrainConfig:
     # Run each iteration as one torch.compile'd graph (functional.py): several times faster for
     # small models, after a compilation of 10-60 s on the first run (cached for later runs).
     compile: bool = False
+    channels_last: bool = True  # conv models: weights in the memory layout convolutions run fastest in
     # Train this many copies with seeds seed, seed+1, ... in one process, batched with vmap
     # (models without BatchNorm); each copy is a complete run in RUN_DIR/seed_N.
     population: int = 1

@@ -42,16 +42,20 @@ def stream(seed: int, name: str, rank: int = 0) -> torch.Generator:
 
 
 def build_optimizer(spec: DictConfig, params) -> torch.optim.Optimizer:
+    """The fused implementations (one pass over each parameter): the default loop of small ops
+    costs more than the update itself for the 1-D GAN, and reads MNIST's big weights 3 times."""
     if spec.name == "adam":
         return torch.optim.Adam(params, lr=spec.lr, betas=(spec.beta1, spec.beta2),
-                                weight_decay=spec.weight_decay)
+                                weight_decay=spec.weight_decay, fused=True)
     return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
-                           weight_decay=spec.weight_decay)
+                           weight_decay=spec.weight_decay, fused=True)
 
 
 def build_gan(cfg: DictConfig, iterations: int, placement: Placement = Placement(torch.device("cpu"))) -> loop.GAN:
     torch.manual_seed(stream(cfg.seed, "init").initial_seed())  # the same start on every rank
-    G, D = (net.to(placement.device) for net in build_models(cfg.model, cfg.dataset))
+    # channels_last: the layout oneDNN's (and cuDNN's) convolutions run fastest in.
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    G, D = (net.to(placement.device, memory_format=layout) for net in build_models(cfg.model, cfg.dataset))
     opt_g = build_optimizer(cfg.optimizer.g, G.parameters())
     opt_d = build_optimizer(cfg.optimizer.d, D.parameters())
     schedulers = []
