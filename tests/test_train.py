@@ -44,7 +44,8 @@ def test_same_seed_same_metrics_other_seed_other_metrics(train_tiny):
 
 
 def test_seed_recipe_and_options_train(train_tiny):
-    for i, overrides in enumerate([("experiment=seed_normal",) + tuple(TINY),
+    # (the compiled path the preset turns on is tested in test_functional.py)
+    for i, overrides in enumerate([("experiment=seed_normal", "train.compile=false") + tuple(TINY),
                                    ("optimizer=sgd_nesterov", "train.loss=lsgan", "train.d_steps=2"),
                                    ("train.loss=hinge", "train.g_steps=2", "model.d_features=decorate")]):
         run_dir = train_tiny(*overrides, name=f"r{i}")
