@@ -134,7 +134,7 @@ def run_train(args: list[str], run_dir: Path) -> dict:
 def population(iterations: int, run_dir: Path) -> dict:
     """32 seeds of the 1-D seed recipe in one process against one seed (plain and compiled)."""
     base = ["experiment=seed_normal", f"train.iterations={iterations}", "train.checkpoint_every=100000"]
-    runs = {"one": run_train(base, run_dir / "one"),
+    runs = {"one": run_train([*base, "train.compile=false"], run_dir / "one"),
             "one_compiled": run_train([*base, "train.compile=true"], run_dir / "one_compiled"),
             "population_32": run_train([*base, "train.compile=true", "train.population=32"], run_dir / "pop")}
     return {name: {k: r[k] for k in ("wall_time_s", "process_s")} for name, r in runs.items()}
