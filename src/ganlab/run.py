@@ -171,14 +171,18 @@ class Member:
         self.logger = TBLogger(run_dir, enabled=cfg.logger.tensorboard and self.main,
                                purge_step=self.start + 1 if self.start else None,
                                image_dir=run_dir / "images" if cfg.logger.save_images and self.main else None)
-        self.finite = torch.ones((), dtype=torch.bool, device=device)  # no NaN/inf loss since last_checked
-        self.last_checked = self.start
+        self.last_checked = self.start  # the last iteration known to have finite losses
         self.seconds = {"eval_log": 0.0, "checkpoint": 0.0}
 
-    def check_finite(self, it: int, stats: dict[str, torch.Tensor]) -> None:
-        """Stop before a NaN can reach a checkpoint. Reads the flag only when about to log,
-        evaluate or save, so the loop itself never waits for the device."""
-        if not self.finite:
+    def due(self, it: int, stop_requested: bool = False) -> bool:
+        """Whether `after` has anything to do at iteration `it` (the same for every copy)."""
+        t = self.t
+        return (it % t.log_every == 0 or it % self.eval_every == 0 or it % t.checkpoint_every == 0
+                or it == self.iterations or stop_requested)
+
+    def check_finite(self, it: int, stats: dict[str, torch.Tensor], finite: bool) -> None:
+        """Stop before a NaN can reach a checkpoint."""
+        if not finite:
             self.failed = True
             losses = ", ".join(f"{net.upper()} {stats[f'loss/{net}'].item():.4g}" for net in ("d", "g"))
             when = (f"at iteration {it}" if it == self.last_checked + 1
@@ -187,17 +191,13 @@ class Member:
                            "good state; lower the learning rates or set train.r1_gamma")
         self.last_checked = it
 
-    def after(self, it: int, stats: dict[str, torch.Tensor], stop_requested: bool = False) -> None:
-        """Everything between two iterations: NaN guard, logs, evaluation, checkpoint."""
+    def after(self, it: int, stats: dict[str, torch.Tensor], finite: bool, stop_requested: bool = False) -> None:
+        """What is due at iteration `it`: NaN guard, logs, evaluation, checkpoint. `finite`: no
+        loss was NaN or infinite since the last call."""
         t, last = self.t, it == self.iterations
-        self.finite &= torch.isfinite(stats["loss/d"] + stats["loss/g"])
-        if t.save_losses:
-            self.losses.append(torch.stack([stats["loss/d"], stats["loss/g"]]))
         log_now, eval_now = it % t.log_every == 0 or last, self.main and (it % self.eval_every == 0 or last)
         save_now = self.main and (it % t.checkpoint_every == 0 or last or stop_requested)
-        if not (log_now or eval_now or save_now):
-            return
-        self.check_finite(it, stats)
+        self.check_finite(it, stats, finite)
         t0 = time.perf_counter()
         if log_now:
             self.logger.scalars({k: v.item() for k, v in stats.items()}, it)
@@ -297,14 +297,28 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     log_every = first.t.log_every
     progress = Progress(iterations, start=start, enabled=cfg.train.progress and placement.is_main)
 
+    finite = None  # per copy: no NaN or infinite loss so far (a tensor on the losses' device)
+    save_losses = first.t.save_losses
+
     def every_iteration(it: int, stats: dict[str, torch.Tensor]) -> None:
+        nonlocal finite
+        # NaN guard without a host sync: the flag is read only when something is due below.
+        ok = torch.isfinite(stats["loss/d"] + stats["loss/g"])
+        finite = ok if finite is None else finite & ok
+        if save_losses:
+            losses = torch.stack([stats["loss/d"], stats["loss/g"]], dim=-1)
+            for k, member in enumerate(members):
+                member.losses.append(losses if population == 1 else losses[k])
         stop = list(requested)  # read once: a signal arriving mid-way is handled next iteration
+        if not first.due(it, bool(stop)):
+            return
+        flags = finite.tolist() if population > 1 else [bool(finite)]
         for k, member in enumerate(members):
             if member.failed:
                 continue
             own = stats if population == 1 else {key: value[k] for key, value in stats.items()}
             try:
-                member.after(it, own, stop_requested=bool(stop))
+                member.after(it, own, flags[k], stop_requested=bool(stop))
             except Diverged as error:
                 if population == 1:
                     raise
