@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams as hparams_summary
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard.summary import hparams as hparams_summary, histogram
 
 
 class TBLogger:
@@ -16,6 +18,7 @@ class TBLogger:
                  purge_step: int | None = None):
         self.writer = SummaryWriter(str(log_dir), purge_step=purge_step) if enabled else None
         self.image_dir = image_dir
+        self._histograms: dict[str, tuple[torch.Tensor, Summary]] = {}
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         if self.writer:
@@ -23,19 +26,32 @@ class TBLogger:
                 self.writer.add_scalar(tag, value, step)
 
     def histograms(self, values: dict[str, torch.Tensor], step: int) -> None:
+        """Histograms of tensors; a tensor logged again as the same object (the fixed real samples
+        and noise an evaluator keeps) reuses its summary instead of binning it again."""
         if self.writer:
             for tag, value in values.items():
-                self.writer.add_histogram(tag, value.detach().flatten(), step)
+                cached = self._histograms.get(tag)
+                if cached is None or cached[0] is not value:
+                    cached = self._histograms[tag] = (value, histogram(tag, value.detach().flatten().numpy(), 64))
+                self.writer.file_writer.add_summary(cached[1], step)
 
     def images(self, values: dict[str, np.ndarray], step: int) -> None:
-        """HWC uint8 pictures; also saved as images/TAG/STEP.png when image_dir is set."""
+        """HWC uint8 pictures, encoded as PNG once for both TensorBoard and images/TAG/STEP.png
+        (when image_dir is set)."""
         for tag, value in values.items():
+            if not self.writer and self.image_dir is None:
+                continue
+            buffer = io.BytesIO()
+            Image.fromarray(value).save(buffer, format="PNG", compress_level=3)
+            png = buffer.getvalue()
             if self.writer:
-                self.writer.add_image(tag, value, step, dataformats="HWC")
+                height, width, channels = value.shape
+                image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=png)
+                self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
             if self.image_dir is not None:
                 path = self.image_dir / tag / f"{step:08d}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(value).save(path)
+                path.write_bytes(png)
 
     def hparams(self, hparams: dict, metrics: dict[str, float]) -> None:
         """HParams data in this run's own event file, so the HParams dashboard lines up every run
