@@ -33,7 +33,7 @@ def losses_and_weights(overrides, fused: bool, compile: bool = False, iterations
     real, noise = (lambda: sampler.sample(4)), (lambda: draw_noise(4, noise_gen))
     d, g = cfg.train.d_steps, cfg.train.g_steps
     if fused:
-        fused_iteration = functional.FusedIteration([gan], d, g, compile=compile)
+        fused_iteration = functional.FusedIteration([gan], compile=compile)
         step = lambda: fused_iteration(*(x[0] for x in functional.draw([real], [noise], d, g)))  # noqa: E731
     else:
         step = lambda: loop.iteration(gan, real, noise, d, g)  # noqa: E731
@@ -107,6 +107,7 @@ def test_a_population_resumes_where_it_stopped(tmp_path):
     args = [*TINY, "train.population=2", "train.lr_schedule=constant", "train.g_ema=0.9"]
     train(compose_cfg([*args, "train.iterations=40"]), run_dir=tmp_path / "long")
     train(compose_cfg([*args, "train.iterations=20"]), run_dir=tmp_path / "short")
+    checkpoint.check_resumable(tmp_path / "short")  # what train.py checks before Hydra starts
     train(compose_cfg([*args, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
     for seed in (0, 1):
         a, b = final(tmp_path / "long" / f"seed_{seed}"), final(tmp_path / "short" / f"seed_{seed}")

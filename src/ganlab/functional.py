@@ -106,8 +106,8 @@ class FusedIteration:
     leading copy dimension for a population).
     """
 
-    def __init__(self, gans: list[GAN], d_steps: int, g_steps: int, compile: bool):
-        self.gans, self.d_steps, self.g_steps = gans, d_steps, g_steps
+    def __init__(self, gans: list[GAN], compile: bool):
+        self.gans = gans
         self.template = gan = gans[0]  # its modules give the functions; the tensors come from all
         for opt in (opt for g in gans for opt in (g.opt_d, g.opt_g)):
             init_state(opt)
