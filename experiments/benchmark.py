@@ -81,7 +81,7 @@ def ganlab_step(overrides: list[str], run_dir: Path):
         cfg = compose("train", overrides=[*overrides, "train.progress=false", "logger.tensorboard=false"])
     placement = Placement(torch.device("cpu"))
     member = Member(cfg, run_dir, placement)
-    return cfg, member.gan, build_step([member], cfg, placement)
+    return cfg, member.gan, build_step([member])
 
 
 def bench(overrides: list[str], batch: int, iterations: int, run_dir: Path) -> dict:

@@ -242,7 +242,7 @@ def write_json(path: Path, value: dict) -> None:
     path.write_text(json.dumps(value, indent=1))
 
 
-def build_step(members: list[Member], cfg: DictConfig, placement: Placement):
+def build_step(members: list[Member]):
     """The function that runs one iteration of every member: the plain loop, or the fused one
     (compiled with train.compile, vmapped over the copies with train.population)."""
     t = members[0].t
@@ -293,7 +293,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         return population_metric(cfg, [m.history[-1] for m in members])
     if start:
         log.info("resuming %s at iteration %d of %d", run_dir, start, iterations)
-    step = build_step(members, cfg, placement)
+    step = build_step(members)
     log_every = first.t.log_every
     progress = Progress(iterations, start=start, enabled=cfg.train.progress and placement.is_main)
 
