@@ -121,3 +121,17 @@ def test_compiled_population_matches_single_runs(tmp_path):
         train(compose_cfg([*TINY, f"seed={seed}"]), run_dir=tmp_path / f"single_{seed}")
         a, b = final(tmp_path / f"single_{seed}"), final(tmp_path / "population" / f"seed_{seed}")
         assert all(a[k] == pytest.approx(b[k], rel=1e-3, abs=1e-4) for k in a)
+
+
+def test_diverged_copies_are_marked_failed_and_the_run_says_so_when_all_are(tmp_path):
+    from ganlab.run import Diverged
+
+    blow_up = ["train.r1_gamma=0", "train.lr_schedule=constant", "optimizer=sgd_nesterov", "optimizer.d.lr=1",
+               "optimizer.g.lr=1", "train.loss=lsgan", "train.checkpoint_every=1", "train.iterations=200"]
+    with pytest.raises(Diverged, match="every copy of the population diverged"):
+        train(compose_cfg([*TINY, *blow_up, "train.population=2"]), run_dir=tmp_path / "population")
+    for seed in (0, 1):
+        copy = tmp_path / "population" / f"seed_{seed}"
+        assert (copy / "failure.txt").read_text().startswith("diverged: the losses became NaN or infinite")
+        state = checkpoint.load(copy / "checkpoints" / "last.pt")  # the last good state, not NaN
+        assert all(torch.isfinite(t).all() for t in state["G"].values())

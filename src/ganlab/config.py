@@ -110,7 +110,7 @@ class TrainConfig:
     amp: bool = False  # bfloat16 autocast on GPUs
     threads: int = 0  # torch CPU threads; 0 = all cores, shared fairly among parallel sweep jobs
     # Run each iteration as one torch.compile'd graph (functional.py): several times faster for
-    # small models, after a compilation of 10-60 s on the first run (cached for later runs).
+    # small models, after a compilation of 20-50 s on a machine's first run (cached for later runs).
     compile: bool = False
     channels_last: bool = True  # conv models: weights in the memory layout convolutions run fastest in
     # Train this many copies with seeds seed, seed+1, ... in one process, batched with vmap

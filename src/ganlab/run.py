@@ -174,11 +174,11 @@ class Member:
         self.last_checked = self.start  # the last iteration known to have finite losses
         self.seconds = {"eval_log": 0.0, "checkpoint": 0.0}
 
-    def due(self, it: int, stop_requested: bool = False) -> bool:
-        """Whether `after` has anything to do at iteration `it` (the same for every copy)."""
-        t = self.t
-        return (it % t.log_every == 0 or it % self.eval_every == 0 or it % t.checkpoint_every == 0
-                or it == self.iterations or stop_requested)
+    def plan(self, it: int, stop_requested: bool = False) -> tuple[bool, bool, bool]:
+        """(log, evaluate, save) at iteration `it`; the same for every copy of a population."""
+        t, last = self.t, it == self.iterations
+        return (it % t.log_every == 0 or last, self.main and (it % self.eval_every == 0 or last),
+                self.main and (it % t.checkpoint_every == 0 or last or stop_requested))
 
     def check_finite(self, it: int, stats: dict[str, torch.Tensor], finite: bool) -> None:
         """Stop before a NaN can reach a checkpoint."""
@@ -194,9 +194,7 @@ class Member:
     def after(self, it: int, stats: dict[str, torch.Tensor], finite: bool, stop_requested: bool = False) -> None:
         """What is due at iteration `it`: NaN guard, logs, evaluation, checkpoint. `finite`: no
         loss was NaN or infinite since the last call."""
-        t, last = self.t, it == self.iterations
-        log_now, eval_now = it % t.log_every == 0 or last, self.main and (it % self.eval_every == 0 or last)
-        save_now = self.main and (it % t.checkpoint_every == 0 or last or stop_requested)
+        log_now, eval_now, save_now = self.plan(it, stop_requested)
         self.check_finite(it, stats, finite)
         t0 = time.perf_counter()
         if log_now:
@@ -211,7 +209,7 @@ class Member:
         if save_now:
             checkpoint.save_atomic(state_of(self.gan, self.sampler, self.noise_gen, it, self.history,
                                             self.losses, self.cfg),
-                                   self.run_dir / "checkpoints", keep=t.keep_checkpoints)
+                                   self.run_dir / "checkpoints", keep=self.t.keep_checkpoints)
         self.seconds["eval_log"] += t1 - t0
         self.seconds["checkpoint"] += time.perf_counter() - t1
 
@@ -310,7 +308,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
             for k, member in enumerate(members):
                 member.losses.append(losses if population == 1 else losses[k])
         stop = list(requested)  # read once: a signal arriving mid-way is handled next iteration
-        if not first.due(it, bool(stop)):
+        if not (stop or any(first.plan(it))):
             return
         flags = finite.tolist() if population > 1 else [bool(finite)]
         for k, member in enumerate(members):
@@ -350,6 +348,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     if not placement.is_main:
         return math.nan
     wall = time.perf_counter() - t0
+    for member in members:
+        if member.failed:
+            member.logger.close()
     finals = [m.finish(wall, placement) for m in members if not m.failed]
     if not finals:
         raise Diverged(f"every copy of the population diverged; see {run_dir}/seed_*/failure.txt")
