@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ganlab import checkpoint, distributed, functional, loop
+from ganlab import checkpoint, distributed, functional, loop, memory
 from ganlab.checkpoint import CheckpointError
 from ganlab.config import ConfigError, validate
 from ganlab.errors import UserError
@@ -273,6 +273,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     placement = distributed.setup(cfg.train.device)
     run_dir = Path(cfg.resume or run_dir or run_dir_of(cfg))
     torch.set_num_threads(cfg.train.threads or fair_threads(placement.world))
+    memory.keep_freed_memory()
     check_fused(cfg, placement)
     population = cfg.train.population
     if population == 1:

@@ -1,12 +1,15 @@
 """Convolutional GANs for 28 x 28 MNIST digits in [-1, 1], images shaped (batch, 1, 28, 28).
 
-`seed` is the book's chapter 7.3 pair, layer for layer; `dcgan` is a smaller, faster pair in
-the style of Radford et al. (2016) for the CPU preset.
+`seed` is the book's chapter 7.3 pair, layer for layer (computed with the equivalent layers of
+layers.py); `dcgan` is a smaller, faster pair in the style of Radford et al. (2016) for the CPU
+preset.
 """
 
 from __future__ import annotations
 
 from torch import nn
+
+from ganlab.models.layers import Dense, UpsampleConv2d
 
 
 class SeedGenerator(nn.Module):
@@ -15,14 +18,12 @@ class SeedGenerator(nn.Module):
     def __init__(self, z_dim: int = 10):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(z_dim, 1024), nn.Tanh(),
-            nn.Linear(1024, 128 * 7 * 7), nn.Tanh(),
+            Dense(z_dim, 1024), nn.Tanh(),
+            Dense(1024, 128 * 7 * 7), nn.Tanh(),
             nn.BatchNorm1d(128 * 7 * 7, eps=1e-3, momentum=0.01),  # Keras' BatchNormalization defaults
             nn.Unflatten(1, (128, 7, 7)),
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(128, 64, 5, padding=2), nn.Tanh(),
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(64, 1, 5, padding=2), nn.Tanh(),
+            UpsampleConv2d(128, 64, 5), nn.Tanh(),  # = Upsample(2x nearest), Conv2d(128, 64, 5, padding=2)
+            UpsampleConv2d(64, 1, 5), nn.Tanh(),
         )
 
     def forward(self, z):
@@ -32,16 +33,18 @@ class SeedGenerator(nn.Module):
 class SeedDiscriminator(nn.Module):
     """conv 64 (same) -> pool -> conv 128 (valid) -> pool -> Dense(1024, tanh) -> 1 logit.
 
-    With valid padding the flattened size is 128 * 5 * 5 = 3200.
+    With valid padding the flattened size is 128 * 5 * 5 = 3200. Each tanh is applied after its
+    max-pooling, not before: tanh is increasing, so the two orders give the same values and
+    gradients, and pooling first computes tanh on a quarter of the values.
     """
 
     def __init__(self):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, 64, 5, padding=2), nn.Tanh(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 5), nn.Tanh(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 64, 5, padding=2), nn.MaxPool2d(2), nn.Tanh(),
+            nn.Conv2d(64, 128, 5), nn.MaxPool2d(2), nn.Tanh(),
             nn.Flatten(),
-            nn.Linear(128 * 5 * 5, 1024), nn.Tanh(),
+            Dense(128 * 5 * 5, 1024), nn.Tanh(),
             nn.Linear(1024, 1),
         )
 
@@ -80,3 +83,25 @@ class DcganDiscriminator(nn.Module):
 
     def forward(self, x):
         return self.net(x).squeeze(-1)
+
+
+def textbook_seed_pair(z_dim: int = 10) -> tuple[nn.Module, nn.Module]:
+    """The seed pair written with the book's own layers (Upsample + Conv2d, tanh before pooling,
+    nn.Linear), parameters in the same order as SeedGenerator / SeedDiscriminator: the reference
+    that tests and experiments/benchmark.py check and time the faster layers against."""
+    g = nn.Sequential(
+        nn.Linear(z_dim, 1024), nn.Tanh(),
+        nn.Linear(1024, 128 * 7 * 7), nn.Tanh(),
+        nn.BatchNorm1d(128 * 7 * 7, eps=1e-3, momentum=0.01),
+        nn.Unflatten(1, (128, 7, 7)),
+        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(128, 64, 5, padding=2), nn.Tanh(),
+        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(64, 1, 5, padding=2), nn.Tanh(),
+    )
+    d = nn.Sequential(
+        nn.Conv2d(1, 64, 5, padding=2), nn.Tanh(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 5), nn.Tanh(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(128 * 5 * 5, 1024), nn.Tanh(),
+        nn.Linear(1024, 1), nn.Flatten(0),
+    )
+    return g, d
