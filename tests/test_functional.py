@@ -9,7 +9,8 @@ import torch
 from conftest import TINY, compose_cfg, read_events
 from ganlab import checkpoint, functional, loop
 from ganlab.models import noise_sampler
-from ganlab.run import build_gan, stream, train
+from ganlab.run import build_gan, train
+from ganlab.streams import stream
 
 MNIST = ["dataset=mnist", "dataset.n_train=64", "dataset.eval_samples=16"]
 CASES = {

@@ -53,9 +53,7 @@ def generate(args: GenerateConfig) -> tuple[Path, Path]:
         array = images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)[:, 0].numpy()
         picture = image_grid(images, nrow=int(np.ceil(np.sqrt(args.num_samples))))
     np.save(out.with_suffix(".npy"), array)
-    from PIL import Image
-
-    Image.fromarray(picture).save(out.with_suffix(".png"))
+    picture.save(out.with_suffix(".png"))
     return out.with_suffix(".npy"), out.with_suffix(".png")
 
 

@@ -24,22 +24,14 @@ from ganlab.data import build_sampler
 from ganlab.distributed import Placement
 from ganlab.losses import build_loss
 from ganlab.metrics import build_evaluator
-from ganlab.models import build_models, noise_sampler, sample_noise
+from ganlab.models import build_models, noise_sampler, noise_size, sample_noise
 from ganlab.progress import Progress
+from ganlab.streams import Prefetched, chunk_for, stream
 from ganlab.summary import markdown_table
 from ganlab.sweep import fair_threads, flat_hparams
 from ganlab.tb_logger import TBLogger
 
 log = logging.getLogger("ganlab")
-
-# Independent random streams, so that e.g. evaluating more often never changes training.
-STREAMS = {"init": 0, "data": 1, "noise": 2, "eval": 3}
-
-
-def stream(seed: int, name: str, rank: int = 0) -> torch.Generator:
-    """Under torchrun every process draws its own data and noise (rank > 0 shifts the seed)."""
-    return torch.Generator().manual_seed(seed * len(STREAMS) + STREAMS[name] + 1_000_003 * rank)
-
 
 def build_optimizer(spec: DictConfig, params) -> torch.optim.Optimizer:
     """The fused implementations (one pass over each parameter): the default loop of small ops
@@ -148,23 +140,25 @@ class Member:
         # attribute access costs tens of microseconds, more than a 1-D GAN step.
         self.t = t = OmegaConf.to_object(cfg.train)
         device = placement.device
-        data_gen, self.noise_gen = (stream(cfg.seed, s, placement.rank) for s in ("data", "noise"))
+        data_gen, noise_gen = (stream(cfg.seed, s, placement.rank) for s in ("data", "noise"))
         eval_gen = stream(cfg.seed, "eval")
-        self.sampler = build_sampler(cfg.dataset, data_gen)
+        self.sampler = sampler = build_sampler(cfg.dataset, data_gen)
         self.iterations, self.eval_every = schedule(cfg, self.sampler)
         self.gan = build_gan(cfg, self.iterations, placement)
         n_eval = cfg.dataset.eval_samples
         self.evaluator = build_evaluator(cfg.dataset, self.sampler.reference(n_eval, eval_gen).to(device),
                                          sample_noise(cfg.model, cfg.dataset, n_eval, eval_gen).to(device))
-        batch, draw_noise, sampler, noise_gen = t.batch_size, noise_sampler(cfg.model, cfg.dataset), \
-            self.sampler, self.noise_gen
-        self.real = lambda: sampler.sample(batch).to(device, non_blocking=True)
-        self.noise = lambda: draw_noise(batch, noise_gen).to(device, non_blocking=True)
+        # real() and noise(): the next batch of each stream, drawn some batches at a time
+        batch, draw_noise = t.batch_size, noise_sampler(cfg.model, cfg.dataset)
+        self.real = Prefetched(lambda n: sampler.sample(n).to(device, non_blocking=True), batch,
+                               sampler.chunk(batch), data_gen, (sampler.state_dict, sampler.load_state_dict))
+        self.noise = Prefetched(lambda n: draw_noise(n, noise_gen).to(device, non_blocking=True), batch,
+                                chunk_for(batch * noise_size(cfg.model, cfg.dataset)), noise_gen)
         self.history: list[dict] = []
         self.losses: list[torch.Tensor] = []
         self.start = 0
         if saved:
-            self.start = restore(saved, self.gan, self.sampler, self.noise_gen, placement.rank)
+            self.start = restore(saved, self.gan, self.real, self.noise, placement.rank)
             self.history, self.losses = saved["history"], list(saved["losses"])
         # purge_step drops the events a killed run logged after its last checkpoint (steps > start):
         # TensorBoard shows one unbroken curve.
@@ -207,7 +201,7 @@ class Member:
             self.logger.images(evaluation.images, it)
         t1 = time.perf_counter()
         if save_now:
-            checkpoint.save_atomic(state_of(self.gan, self.sampler, self.noise_gen, it, self.history,
+            checkpoint.save_atomic(state_of(self.gan, self.real, self.noise, it, self.history,
                                             self.losses, self.cfg),
                                    self.run_dir / "checkpoints", keep=self.t.keep_checkpoints)
         self.seconds["eval_log"] += t1 - t0
@@ -402,7 +396,7 @@ def main_metric(cfg: DictConfig, metrics: dict) -> float:
     return metrics[cfg.optimized_metric or ("ks" if cfg.dataset.name == "normal" else "fd")]
 
 
-def state_of(gan: loop.GAN, sampler, noise_gen, it: int, history, losses, cfg) -> dict:
+def state_of(gan: loop.GAN, real: Prefetched, noise: Prefetched, it: int, history, losses, cfg) -> dict:
     """Everything needed to continue exactly: networks, optimizers, schedules, random states."""
     return {
         "iteration": it,
@@ -411,15 +405,15 @@ def state_of(gan: loop.GAN, sampler, noise_gen, it: int, history, losses, cfg) -
         "ema_updates": gan.ema.updates if gan.ema else 0,
         "opt_g": gan.opt_g.state_dict(), "opt_d": gan.opt_d.state_dict(),
         "schedulers": [s.state_dict() for s in gan.schedulers],
-        "rng": {"torch": torch.get_rng_state(), "noise": noise_gen.get_state()},
-        "data": sampler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "noise": noise.state_dict()},
+        "data": real.state_dict(),
         "history": history,
         "losses": torch.stack(losses) if losses else torch.zeros(0, 2),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
 
 
-def restore(state: dict, gan: loop.GAN, sampler, noise_gen, rank: int = 0) -> int:
+def restore(state: dict, gan: loop.GAN, real: Prefetched, noise: Prefetched, rank: int = 0) -> int:
     """Load a checkpoint into freshly built objects; return the iteration to continue from.
 
     The checkpoint holds rank 0's random streams. Under torchrun the other ranks start fresh
@@ -436,9 +430,9 @@ def restore(state: dict, gan: loop.GAN, sampler, noise_gen, rank: int = 0) -> in
         scheduler.load_state_dict(saved)
     torch.set_rng_state(state["rng"]["torch"])
     if rank == 0:
-        noise_gen.set_state(state["rng"]["noise"])
-        sampler.load_state_dict(state["data"])
+        noise.load_state_dict(state["rng"]["noise"])
+        real.load_state_dict(state["data"])
     else:
-        noise_gen.manual_seed(noise_gen.initial_seed() + state["iteration"])
-        sampler.generator.manual_seed(sampler.generator.initial_seed() + state["iteration"])
+        noise.reseed(state["iteration"])
+        real.reseed(state["iteration"])
     return state["iteration"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
@@ -35,18 +34,19 @@ class TBLogger:
                     cached = self._histograms[tag] = (value, histogram(tag, value.detach().flatten().numpy(), 64))
                 self.writer.file_writer.add_summary(cached[1], step)
 
-    def images(self, values: dict[str, np.ndarray], step: int) -> None:
-        """HWC uint8 pictures, encoded as PNG once for both TensorBoard and images/TAG/STEP.png
-        (when image_dir is set)."""
+    def images(self, values: dict[str, Image.Image], step: int) -> None:
+        """Pictures, encoded as PNG once for both TensorBoard and images/TAG/STEP.png (when
+        image_dir is set)."""
         for tag, value in values.items():
             if not self.writer and self.image_dir is None:
                 continue
             buffer = io.BytesIO()
-            Image.fromarray(value).save(buffer, format="PNG", compress_level=3)
+            value.save(buffer, format="PNG", compress_level=1)
             png = buffer.getvalue()
             if self.writer:
-                height, width, channels = value.shape
-                image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=png)
+                channels = {"L": 1, "LA": 2, "RGBA": 4}.get(value.mode, 3)  # a palette decodes to RGB
+                image = Summary.Image(height=value.height, width=value.width, colorspace=channels,
+                                      encoded_image_string=png)
                 self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
             if self.image_dir is not None:
                 path = self.image_dir / tag / f"{step:08d}.png"

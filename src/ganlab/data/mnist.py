@@ -142,6 +142,10 @@ class MnistSampler:
     def batches_per_epoch(self, batch: int) -> int:
         return len(self.data) // batch
 
+    def chunk(self, batch: int) -> int:
+        """Batches to draw at once: one, as each epoch drops its remainder batch by batch."""
+        return 1
+
     def sample(self, batch: int) -> torch.Tensor:
         if self.position + batch > len(self.data):
             self.position = 0

@@ -2,11 +2,17 @@
 
 import torch
 
+from ganlab.streams import chunk_for
+
 
 class NormalSampler:
     def __init__(self, mean: float, std: float, sample_size: int, generator: torch.Generator):
         self.mean, self.std, self.sample_size = mean, std, sample_size
         self.generator = generator
+
+    def chunk(self, batch: int) -> int:
+        """Batches to draw at once (streams.Prefetched): any number of draws is one call of randn."""
+        return chunk_for(batch * self.sample_size)
 
     def sample(self, batch: int) -> torch.Tensor:
         return self.reference(batch, self.generator)

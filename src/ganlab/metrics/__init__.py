@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
+from PIL import Image
 from omegaconf import DictConfig
 from torch import nn
 
@@ -21,7 +21,7 @@ from ganlab.plots import histogram_figure, image_grid
 class Evaluation:
     scalars: dict[str, float]
     histograms: dict[str, torch.Tensor] = field(default_factory=dict)
-    images: dict[str, np.ndarray] = field(default_factory=dict)
+    images: dict[str, Image.Image] = field(default_factory=dict)
 
 
 class NormalEvaluator:

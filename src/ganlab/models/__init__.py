@@ -36,15 +36,20 @@ def build_models(model: DictConfig, dataset: DictConfig) -> tuple[nn.Module, nn.
     return g, d
 
 
+def noise_size(model: DictConfig, dataset: DictConfig) -> int:
+    """Numbers in G's input for one batch row."""
+    return dataset.sample_size if model.name == "gan1d" else model.z_dim
+
+
 def noise_sampler(model: DictConfig, dataset: DictConfig) -> Callable[[int, torch.Generator], torch.Tensor]:
     """draw(batch, generator) -> G's input, with the config read once (the loop calls it every step).
 
     The 1-D GAN keeps the seed's uniform [0, 1) noise, one value per output sample; the conv GANs
     draw z_dim values, uniform on (-1, 1) as the seed or standard normal."""
+    n = noise_size(model, dataset)
     if model.name == "gan1d":
-        n = dataset.sample_size
         return lambda batch, generator: torch.rand(batch, n, generator=generator)
-    z_dim = model.z_dim
+    z_dim = n
     if model.noise == "uniform":
         return lambda batch, generator: torch.rand(batch, z_dim, generator=generator).mul_(2).sub_(1)
     return lambda batch, generator: torch.randn(batch, z_dim, generator=generator)
