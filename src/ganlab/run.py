@@ -207,7 +207,7 @@ class Member:
         self.seconds["eval_log"] += t1 - t0
         self.seconds["checkpoint"] += time.perf_counter() - t1
 
-    def finish(self, wall: float, placement: Placement) -> dict:
+    def finish(self, wall: float, first_iteration_s: float, placement: Placement) -> dict:
         """Write the final metrics, timing and (optionally) losses and weights; return the final metrics."""
         final = self.history[-1]
         self.logger.hparams(flat_hparams(self.cfg), {f"final/{k}": v for k, v in final.items() if k != "iteration"})
@@ -215,7 +215,8 @@ class Member:
         iterations = self.iterations - self.start
         write_json(self.run_dir / "metrics.json", {"final": final, "history": self.history})
         write_json(self.run_dir / "timing.json", {
-            "wall_time_s": wall, "iterations": iterations, "iterations_per_s": iterations / wall,
+            "wall_time_s": wall, "first_iteration_s": first_iteration_s,
+            "iterations": iterations, "iterations_per_s": iterations / wall,
             "eval_log_s": self.seconds["eval_log"], "checkpoint_s": self.seconds["checkpoint"],
             "threads": torch.get_num_threads(), "world_size": placement.world,
             "population": self.cfg.train.population, "compile": self.t.compile,
@@ -292,9 +293,12 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
 
     finite = None  # per copy: no NaN or infinite loss so far (a tensor on the losses' device)
     save_losses = first.t.save_losses
+    first_iteration_s = None  # includes compiling the step (train.compile, train.population)
 
     def every_iteration(it: int, stats: dict[str, torch.Tensor]) -> None:
-        nonlocal finite
+        nonlocal finite, first_iteration_s
+        if first_iteration_s is None:
+            first_iteration_s = time.perf_counter() - t0
         # NaN guard without a host sync: the flag is read only when something is due below.
         ok = torch.isfinite(stats["loss/d"] + stats["loss/g"])
         finite = ok if finite is None else finite & ok
@@ -346,11 +350,11 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     for member in members:
         if member.failed:
             member.logger.close()
-    finals = [m.finish(wall, placement) for m in members if not m.failed]
+    finals = [m.finish(wall, first_iteration_s, placement) for m in members if not m.failed]
     if not finals:
         raise Diverged(f"every copy of the population diverged; see {run_dir}/seed_*/failure.txt")
     if population > 1:
-        write_population_summary(run_dir, members, wall)
+        write_population_summary(run_dir, members, wall, first_iteration_s)
     log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in finals[0].items()), wall)
     return population_metric(cfg, finals)
@@ -368,7 +372,7 @@ def population_metric(cfg: DictConfig, finals: list[dict]) -> float:
     return statistics.fmean(main_metric(cfg, final) for final in finals)
 
 
-def write_population_summary(run_dir: Path, members: list[Member], wall: float) -> None:
+def write_population_summary(run_dir: Path, members: list[Member], wall: float, first_iteration_s: float) -> None:
     """metrics.json (mean and standard deviation of every final metric over the copies that
     finished, so a sweep of populations reads like a sweep of runs) and summary.md (a row a copy)."""
     finished = [m for m in members if not m.failed]
@@ -382,7 +386,8 @@ def write_population_summary(run_dir: Path, members: list[Member], wall: float) 
         final[key] = statistics.fmean(values)
         final[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
     write_json(run_dir / "metrics.json", {"final": final, "copies": rows})
-    write_json(run_dir / "timing.json", {"wall_time_s": wall, "population": len(members),
+    write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
+                                          "population": len(members),
                                           "iterations": members[0].iterations - members[0].start})
     (run_dir / "summary.md").write_text(
         f"# Population of {len(members)} seeds ({len(members) - len(rows)} failed)\n\n"
