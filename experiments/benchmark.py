@@ -11,18 +11,19 @@ same step functions train.py runs); 32 seeds of the 1-D seed recipe in one proce
 evaluation, logging and checkpoints; start-up (process start to the end of a 1-iteration
 `python train.py`). Ratios compare with the reference in the same run.
 
-FLOPs: "nominal" is the FLOP count of one iteration of the reference (the book's layers:
-778 MFLOP an image for the seed MNIST pair), so nominal GFLOP/s = images/s x that count, the
+FLOPs: "nominal" is the FLOP count of one iteration of ganlab's loop on the book's layers
+(778 MFLOP an image for the seed MNIST pair), so nominal GFLOP/s = images/s x that count, the
 measure the issue's ceiling uses; "executed" is the count of what ganlab's step computes,
 which is less for the seed pair (models/layers.py computes the same function with fewer
-multiply-adds). The reference runs with glibc's default allocator, ganlab with its own
-setting (memory.keep_freed_memory), as each would in its own process.
+multiply-adds). The reference runs in a fresh process with glibc's default
+allocator, ganlab in this one with its own setting (memory.keep_freed_memory), as train.py has it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import subprocess
 import sys
 import tempfile
@@ -34,8 +35,10 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from torch.utils.flop_counter import FlopCounterMode
 
+from ganlab import loop
 from ganlab.config import register_configs
 from ganlab.distributed import Placement
+from ganlab.losses import build_loss
 from ganlab.memory import keep_freed_memory
 from ganlab.models import build_models, keras_init, sample_noise
 from ganlab.models.conv_mnist import textbook_seed_pair
@@ -91,13 +94,66 @@ def reference_step(G, D, opt_g, opt_d, real_fn, noise_fn):
     return step
 
 
+def compose_config(overrides: list[str]):
+    register_configs(ROOT / "experiments")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=[*overrides, "train.progress=false", "logger.tensorboard=false"])
+
+
 def ganlab_step(overrides: list[str], run_dir: Path):
     """ganlab's own step function for a config (the one train.py runs), on a throwaway run dir."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, "train.progress=false", "logger.tensorboard=false"])
-    placement = Placement(torch.device("cpu"))
-    member = Member(cfg, run_dir, placement)
+    cfg = compose_config(overrides)
+    member = Member(cfg, run_dir, Placement(torch.device("cpu")))
     return cfg, member.gan, build_step([member])
+
+
+def reference_models(cfg):
+    """The models as written in the book: its own layers for the MNIST pair (ganlab's compute the
+    same function with fewer operations), the same modules for the 1-D pair."""
+    torch.manual_seed(0)
+    if cfg.dataset.name == "normal":
+        return build_models(cfg.model, cfg.dataset)
+    G, D = textbook_seed_pair(cfg.model.z_dim)
+    keras_init(G)
+    keras_init(D)
+    return G, D
+
+
+def reference_inputs(cfg, batch: int):
+    """real(), noise(): random batches of the right shapes (MNIST from 1,000 preloaded images)."""
+    gen = torch.Generator().manual_seed(0)
+    if cfg.dataset.name == "normal":
+        real = lambda: torch.randn(batch, cfg.dataset.sample_size, generator=gen) * 1.25 + 4  # noqa: E731
+    else:
+        data = torch.rand(1000, 1, 28, 28, generator=gen) * 2 - 1
+        real = lambda: data[torch.randint(0, 1000, (batch,), generator=gen)]  # noqa: E731
+    return real, lambda: sample_noise(cfg.model, cfg.dataset, batch, gen)
+
+
+def reference_seconds(overrides: list[str], batch: int, iterations: int) -> float:
+    """Seconds per iteration of the reference loop. Runs in a fresh process (in_fresh_process):
+    glibc's default allocator, as the obvious program has it."""
+    cfg = compose_config(overrides)
+    G, D = reference_models(cfg)
+    step = reference_step(G, D, reference_optimizer(cfg.optimizer.g, G), reference_optimizer(cfg.optimizer.d, D),
+                          *reference_inputs(cfg, batch))
+    return timed(step, iterations)
+
+
+def in_fresh_process(fn, *args):
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def nominal_flops(cfg, batch: int) -> int:
+    """FLOPs of one iteration as ganlab's loop runs it (D's parameters frozen in the G step) on the
+    book's layers: 778 MFLOP an image for the seed MNIST pair."""
+    G, D = reference_models(cfg)
+    gan = loop.GAN(G=G, D=D, opt_g=reference_optimizer(cfg.optimizer.g, G),
+                   opt_d=reference_optimizer(cfg.optimizer.d, D), loss=build_loss(cfg.train.loss))
+    with FlopCounterMode(display=False) as counter:
+        loop.iteration(gan, *reference_inputs(cfg, batch))
+    return counter.get_total_flops()
 
 
 def bench(overrides: list[str], batch: int, iterations: int, run_dir: Path) -> dict:
@@ -105,35 +161,15 @@ def bench(overrides: list[str], batch: int, iterations: int, run_dir: Path) -> d
     overrides = [*overrides, f"train.batch_size={batch}", "dataset.eval_samples=16"]
     cfg, gan, plain = ganlab_step([*overrides, "train.compile=false"], run_dir / "plain")
     _, _, compiled = ganlab_step([*overrides, "train.compile=true"], run_dir / "compiled")
-    gen = torch.Generator().manual_seed(0)
-    if cfg.dataset.name == "normal":
-        real_fn = lambda: torch.randn(batch, cfg.dataset.sample_size, generator=gen) * 1.25 + 4  # noqa: E731
-    else:
-        data = torch.rand(1000, 1, 28, 28, generator=gen) * 2 - 1
-        real_fn = lambda: data[torch.randint(0, 1000, (batch,), generator=gen)]  # noqa: E731
-    noise_fn = lambda: sample_noise(cfg.model, cfg.dataset, batch, gen)  # noqa: E731
-    torch.manual_seed(0)
-    if cfg.dataset.name == "mnist":  # the book's own layers (ganlab's compute the same function faster)
-        G, D = textbook_seed_pair(cfg.model.z_dim)
-        keras_init(G)
-        keras_init(D)
-    else:
-        G, D = build_models(cfg.model, cfg.dataset)
-    ref = reference_step(G, D, reference_optimizer(cfg.optimizer.g, G), reference_optimizer(cfg.optimizer.d, D),
-                         real_fn, noise_fn)
-    flops = {}
-    for name, fn in (("nominal", ref), ("executed", plain)):
-        with FlopCounterMode(display=False) as counter:
-            fn()
-        flops[name] = counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        plain()
+    flops = {"nominal": nominal_flops(cfg, batch), "executed": counter.get_total_flops()}
     t0 = time.perf_counter()
     compiled()  # compiles: the first call
     compile_s = time.perf_counter() - t0
     peak_before = gemm_peak()
-    times = {}
-    for name, fn in (("reference", ref), ("ganlab", plain), ("ganlab_compiled", compiled)):
-        keep_freed_memory(name != "reference")
-        times[name] = timed(fn, iterations)
+    times = {"reference": in_fresh_process(reference_seconds, overrides, batch, iterations),
+             "ganlab": timed(plain, iterations), "ganlab_compiled": timed(compiled, iterations)}
     # The machine's speed drifts: the peak for this row is measured right before and after it.
     peak = (peak_before + gemm_peak()) / 2
     row = {"batch": batch, "flops_per_iter": flops["nominal"], "executed_flops_per_iter": flops["executed"],
@@ -150,17 +186,15 @@ def bench(overrides: list[str], batch: int, iterations: int, run_dir: Path) -> d
     return row
 
 
-def allocator() -> dict:
-    """Milliseconds of a ReLU over a 51 MB activation (MNIST batch 256 after D's first conv),
-    with glibc's default allocator and with ganlab's (memory.keep_freed_memory)."""
+def relu_ms() -> float:
+    """Milliseconds of a ReLU over a 51 MB activation (MNIST batch 256 after D's first conv)."""
     x = torch.randn(256, 64, 28, 28)
-    result = {}
-    for keep in (False, True, False, True):  # interleaved: the machine's speed drifts
-        keep_freed_memory(keep)
-        ms = 1e3 * timed(lambda: torch.relu(x), 10, warmup=2)
-        key = "kept_ms" if keep else "glibc_default_ms"
-        result[key] = min(result.get(key, ms), ms)
-    return result
+    return 1e3 * timed(lambda: torch.relu(x), 10, warmup=2)
+
+
+def allocator() -> dict:
+    """relu_ms() with glibc's default allocator (a fresh process) and with ganlab's (this one)."""
+    return {"glibc_default_ms": in_fresh_process(relu_ms), "kept_ms": relu_ms()}
 
 
 def run_train(args: list[str], run_dir: Path) -> dict:
@@ -201,7 +235,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer iterations: a smoke test")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "benchmark.json"))
     args = parser.parse_args()
-    register_configs(ROOT / "experiments")
+    keep_freed_memory()  # as train.py runs ganlab; the reference runs in fresh processes
     n = 10 if args.quick else 1
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -2,11 +2,13 @@
 
 import gzip
 import hashlib
+import io
 import json
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import ROOT, TINY, read_events, run_cli
 from ganlab.data import mnist
@@ -116,6 +118,10 @@ def test_mnist_run_logs_digit_grids_and_metrics(train_tiny):
     assert {"real", "generated", "noise"} <= set(events.Tags()["histograms"])
     assert sorted(p.name for p in (run_dir / "images" / "samples").iterdir()) == \
         ["00000020.png", "00000040.png"]
+    saved = Image.open(run_dir / "images" / "samples" / "00000040.png")
+    logged = Image.open(io.BytesIO(events.Images("samples")[-1].encoded_image_string))
+    assert saved.mode == logged.mode == "L" and saved.size == logged.size  # one grey PNG for both
+    assert np.array_equal(np.asarray(saved), np.asarray(logged))
     final = json.loads((run_dir / "metrics.json").read_text())["final"]
     assert {"fd", "score", "coverage", "class_kl"} <= set(final)
 
@@ -126,6 +132,7 @@ def test_seed_mnist_preset_runs_in_epochs_and_saves_losses_and_weights(train_tin
                          "train.eval_every_epochs=1")
     timing = json.loads((run_dir / "timing.json").read_text())
     assert timing["iterations"] == 8  # 2 epochs x 64 // 16
+    assert 0 < timing["first_iteration_s"] < timing["wall_time_s"]
     losses = (run_dir / "losses.csv").read_text().splitlines()
     assert losses[0] == "iteration,d_loss,g_loss" and len(losses) == 9
     assert (run_dir / "generator.pt").exists() and (run_dir / "discriminator.pt").exists()
