@@ -42,27 +42,40 @@ HYPER = ("betas", "eps", "weight_decay", "momentum", "nesterov")
 
 
 def hyperparameters(optimizer: torch.optim.Optimizer) -> dict:
-    """The constants of the update rule (the learning rate, which schedules change, is a tensor)."""
+    """The constants of the update rule (the learning rate, which schedules change, comes in through rates())."""
     group = optimizer.param_groups[0]
     return {k: group[k] for k in HYPER if k in group}
 
 
-def update(p: torch.Tensor, g: torch.Tensor, state: Tensors, group: dict, lr: torch.Tensor) -> None:
-    """torch.optim.Adam / SGD's update rule for one parameter, written with tensor ops only."""
+def rates(optimizer: torch.optim.Optimizer, first_update: int, updates: int) -> torch.Tensor:
+    """(updates, 2): for each update of this iteration, the step size and Adam's second bias
+    correction, as torch.optim.Adam computes them from the update count (1 for SGD). Computed
+    here, once, because inside a compiled kernel the powers would be recomputed per element."""
+    group = optimizer.param_groups[0]
+    if "betas" not in group:
+        return torch.tensor([[group["lr"], 1.0]] * updates)
+    beta1, beta2 = group["betas"]
+    return torch.tensor([[group["lr"] / (1 - beta1 ** t), 1 - beta2 ** t]
+                         for t in range(first_update, first_update + updates)])
+
+
+def update(p: torch.Tensor, g: torch.Tensor, state: Tensors, group: dict, rate: torch.Tensor) -> None:
+    """torch.optim.Adam / SGD's update rule for one parameter, written with tensor ops only;
+    `rate` is a row of rates()."""
     if group["weight_decay"]:
         g = g + group["weight_decay"] * p
     if "betas" in group:  # Adam
         beta1, beta2 = group["betas"]
-        step = state["step"].add_(1)
+        state["step"].add_(1)
         state["exp_avg"].mul_(beta1).add_(g, alpha=1 - beta1)  # (vmap has no batching rule for lerp_)
         state["exp_avg_sq"].mul_(beta2).add_(g.square(), alpha=1 - beta2)
-        denom = (state["exp_avg_sq"] / (1 - beta2 ** step)).sqrt_().add_(group["eps"])
-        p.sub_(lr / (1 - beta1 ** step) * state["exp_avg"] / denom)
+        denom = (state["exp_avg_sq"] / rate[1]).sqrt_().add_(group["eps"])
+        p.sub_(rate[0] * state["exp_avg"] / denom)
         return
     if group["momentum"]:  # SGD with (Nesterov) momentum, no dampening
         buf = state["momentum_buffer"].mul_(group["momentum"]).add_(g)
         g = g + group["momentum"] * buf if group["nesterov"] else buf
-    p.sub_(lr * g)
+    p.sub_(rate[0] * g)
 
 
 # ----------------------------------------------------------------------------- the tensors
@@ -113,12 +126,14 @@ class FusedIteration:
             init_state(opt)
             opt._opt_called = True  # the update below is this optimizer's step (LR schedulers check)
         self.hyper = {"d": hyperparameters(gan.opt_d), "g": hyperparameters(gan.opt_g)}
-        self.lr = {"d": torch.zeros(()), "g": torch.zeros(())}
+        # Updates so far, the same for every parameter and every copy (torch.optim counts per parameter)
+        self.updates = {net: int(opt.state[opt.param_groups[0]["params"][0]].get("step", 0))
+                        for net, opt in (("d", gan.opt_d), ("g", gan.opt_g))}
         self.ema_decay = torch.zeros(())
         step = self._iteration
         if len(gans) == 1:
             self.tensors = tree_map(torch.Tensor.detach, tensors_of(gan))  # aliases, not copies
-        else:  # the copy is the first dimension of every tensor; lr and decay are shared
+        else:  # the copy is the first dimension of every tensor; rates and decay are shared
             self.tensors = tree_map(lambda *copies: stack_in_place(copies), *map(tensors_of, gans))
             step = torch.func.vmap(step, in_dims=(0, 0, 0, 0, None, None, None))
         self.step = torch.compile(step, dynamic=False) if compile else step
@@ -128,14 +143,17 @@ class FusedIteration:
         for module in (gan.G, gan.D):
             if not module.training:
                 module.train()
-        self.lr["d"].fill_(gan.opt_d.param_groups[0]["lr"])
-        self.lr["g"].fill_(gan.opt_g.param_groups[0]["lr"])
+        steps = {"d": noises_d.shape[-3], "g": noises_g.shape[-3]}  # noises: ([copy,] step, batch, z)
+        rates_d, rates_g = (rates(opt, self.updates[net] + 1, steps[net])
+                            for net, opt in (("d", gan.opt_d), ("g", gan.opt_g)))
+        for net in steps:
+            self.updates[net] += steps[net]
         if gan.ema is not None:
             decays = [g.ema.next_decay() for g in self.gans]  # each copy counts its updates, as checkpoints do
             self.ema_decay.fill_(decays[0])
-        return self.step(self.tensors, reals, noises_d, noises_g, self.lr["d"], self.lr["g"], self.ema_decay)
+        return self.step(self.tensors, reals, noises_d, noises_g, rates_d, rates_g, self.ema_decay)
 
-    def _iteration(self, tensors: dict, reals, noises_d, noises_g, lr_d, lr_g, ema_decay) -> Tensors:
+    def _iteration(self, tensors: dict, reals, noises_d, noises_g, rates_d, rates_g, ema_decay) -> Tensors:
         gan = self.template
         D, G = tensors["D"], tensors["G"]
 
@@ -167,15 +185,15 @@ class FusedIteration:
             # BatchNorm updates its running statistics in place: grad allows that only for inputs
             return gan.loss.g(d_of(D["params"], g_of(params, z, buffers)))
 
-        for real, z in zip(reals, noises_d):
+        for real, z, rate in zip(reals, noises_d, rates_d):
             fake = g_of(G["params"], z).detach()
             grads, (loss_d, logits) = grad_and_value(d_loss, has_aux=True)(D["params"], real, fake)
             for name, p in D["params"].items():
-                update(p, grads[name], D["opt"][name], self.hyper["d"], lr_d)
-        for z in noises_g:
+                update(p, grads[name], D["opt"][name], self.hyper["d"], rate)
+        for z, rate in zip(noises_g, rates_g):
             grads, loss_g = grad_and_value(g_loss)(G["params"], G["buffers"], z)
             for name, p in G["params"].items():
-                update(p, grads[name], G["opt"][name], self.hyper["g"], lr_g)
+                update(p, grads[name], G["opt"][name], self.hyper["g"], rate)
         if "ema" in tensors:
             for name, p in tensors["ema"]["params"].items():
                 p.add_((G["params"][name] - p) * (1 - ema_decay))

@@ -1,0 +1,45 @@
+"""Where one training iteration spends its time: torch.profiler's table of ganlab's step.
+
+    python experiments/profile_step.py experiment=seed_mnist train.batch_size=16
+    python experiments/profile_step.py experiment=seed_normal train.population=32 train.compile=true
+
+Any train.py overrides; prints ms per iteration and the operators (by input shape) that took
+the most time over a few iterations, after a warm-up (and compilation).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import compose_config, timed  # noqa: E402
+
+from ganlab.distributed import Placement  # noqa: E402
+from ganlab.memory import keep_freed_memory  # noqa: E402
+from ganlab.run import Member, build_step, member_config  # noqa: E402
+
+
+def main(overrides: list[str], iterations: int = 5, rows: int = 25) -> None:
+    keep_freed_memory()
+    cfg = compose_config([*overrides, "dataset.eval_samples=16"])
+    with tempfile.TemporaryDirectory() as tmp:
+        members = [Member(member_config(cfg, cfg.seed + k), Path(tmp) / str(k), Placement(torch.device("cpu")))
+                   for k in range(cfg.train.population)]
+        step = build_step(members)
+        seconds = timed(step, iterations, warmup=2)
+        with profile(record_shapes=True) as prof:
+            for _ in range(iterations):
+                step()
+    print(f"{1e3 * seconds:.1f} ms an iteration ({time.strftime('%Y-%m-%d %H:%M')}, {torch.get_num_threads()} threads)")
+    print(prof.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40, max_shapes_column_width=70))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
