@@ -143,14 +143,15 @@ def test_a_checkpoint_that_runs_code_is_refused_and_the_code_does_not_run(tmp_pa
 
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     directory = tmp_path / "checkpoints"
-    checkpoint.save_atomic({"iteration": 1, "config": {}, "w": torch.ones(3)}, directory)
+    checkpoint.save_atomic({"format": checkpoint.FORMAT, "iteration": 1, "config": {}, "w": torch.ones(3)}, directory)
 
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(CheckpointError, match="No space left on device"):
-        checkpoint.save_atomic({"iteration": 2, "config": {}, "w": torch.zeros(3)}, directory)
+        checkpoint.save_atomic({"format": checkpoint.FORMAT, "iteration": 2, "config": {}, "w": torch.zeros(3)},
+                               directory)
     assert checkpoint.load(directory / "last.pt")["iteration"] == 1
     assert [p.name for p in directory.iterdir()] == ["last.pt"]
 
@@ -180,6 +181,17 @@ def truncated_copy(run_dir, tmp_path):
     return copy
 
 
+def older_copy(run_dir, tmp_path):
+    """The run as an older ganlab would have saved it (no checkpoint format inside)."""
+    copy = tmp_path / "older"
+    shutil.copytree(run_dir, copy)
+    last = copy / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["format"]
+    torch.save(state, last)
+    return copy
+
+
 def file_in_the_way(run_dir, tmp_path):
     (tmp_path / "a_file").write_text("not a directory")
     return tmp_path / "a_file" / "run"
@@ -190,6 +202,8 @@ BAD_INPUT = [
     ("no checkpoint", lambda run, tmp: [f"resume={tmp}"], "no checkpoint there"),
     ("truncated checkpoint", lambda run, tmp: [*TINY, f"resume={truncated_copy(run, tmp)}"],
      "truncated or corrupt"),
+    ("checkpoint of an older ganlab", lambda run, tmp: [*TINY, f"resume={older_copy(run, tmp)}"],
+     "checkpoint format 1"),
     ("other model", lambda run, tmp: [*TINY, "model.d_hidden=7", f"resume={run}"], "checkpoint is of model"),
     ("other dataset", lambda run, tmp: [*TINY, "dataset.std=2.0", f"resume={run}"], "checkpoint is of dataset"),
     ("unwritable run dir", lambda run, tmp: [*TINY, f"hydra.run.dir={file_in_the_way(run, tmp)}"],

@@ -79,6 +79,11 @@ def require(path: Path) -> None:
         raise CheckpointError(f"{path}: no checkpoint there; give the directory of a run written by train.py")
 
 
+# Raised when a checkpoint of an older ganlab can no longer be continued exactly. 2: the seed MNIST
+# layers (models/layers.py) and the chunked random streams (streams.py).
+FORMAT = 2
+
+
 def load(path: Path) -> dict[str, Any]:
     """Load tensors and plain containers only (weights_only): a crafted pickle cannot run code."""
     path = Path(path)
@@ -94,4 +99,7 @@ def load(path: Path) -> dict[str, Any]:
                               "resume from an older iter_*.pt or start a new run") from None
     if not isinstance(state, dict) or "iteration" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not a ganlab checkpoint (no iteration/config inside)")
+    if state.get("format", 1) != FORMAT:
+        raise CheckpointError(f"{path}: written by another ganlab version (checkpoint format "
+                              f"{state.get('format', 1)}, this one continues format {FORMAT}); start a new run")
     return state

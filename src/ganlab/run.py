@@ -404,6 +404,7 @@ def main_metric(cfg: DictConfig, metrics: dict) -> float:
 def state_of(gan: loop.GAN, real: Prefetched, noise: Prefetched, it: int, history, losses, cfg) -> dict:
     """Everything needed to continue exactly: networks, optimizers, schedules, random states."""
     return {
+        "format": checkpoint.FORMAT,
         "iteration": it,
         "G": gan.G.state_dict(), "D": gan.D.state_dict(),
         "G_ema": gan.ema.model.state_dict() if gan.ema else None,
