@@ -49,10 +49,9 @@ def noise_sampler(model: DictConfig, dataset: DictConfig) -> Callable[[int, torc
     n = noise_size(model, dataset)
     if model.name == "gan1d":
         return lambda batch, generator: torch.rand(batch, n, generator=generator)
-    z_dim = n
     if model.noise == "uniform":
-        return lambda batch, generator: torch.rand(batch, z_dim, generator=generator).mul_(2).sub_(1)
-    return lambda batch, generator: torch.randn(batch, z_dim, generator=generator)
+        return lambda batch, generator: torch.rand(batch, n, generator=generator).mul_(2).sub_(1)
+    return lambda batch, generator: torch.randn(batch, n, generator=generator)
 
 
 def sample_noise(model: DictConfig, dataset: DictConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
