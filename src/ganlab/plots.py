@@ -49,9 +49,8 @@ def histogram_figure(series: dict[str, torch.Tensor], bins: int = 100,
         draw.line([x, height - bottom, x, height - bottom + 4], fill=BLACK)
         draw.text((x - 12, height - bottom + 8), f"{lo + (hi - lo) * k / 5:.2f}", fill=BLACK, font=FONT)
     draw.text((left, 8), title, fill=BLACK, font=FONT)
-    for k, name in enumerate(series):
-        color = 2 + k
-        draw.line([width - 150, top + 15 + 16 * k, width - 125, top + 15 + 16 * k], fill=color, width=3)
+    for k, name in enumerate(series):  # legend: the line colours are palette indices 2, 3, ...
+        draw.line([width - 150, top + 15 + 16 * k, width - 125, top + 15 + 16 * k], fill=2 + k, width=3)
         draw.text((width - 118, top + 9 + 16 * k), name, fill=BLACK, font=FONT)
     return img
 
@@ -66,4 +65,4 @@ def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 2) -> Image.Image
     for i in range(n):
         r, c = divmod(i, ncol)
         grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images[i, 0]
-    return Image.fromarray(grid.numpy(), mode="L")
+    return Image.fromarray(grid.numpy())  # 2-D uint8: a grey ("L") image
