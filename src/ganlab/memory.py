@@ -3,9 +3,9 @@
 glibc's malloc serves every block over 32 MB (and, by default, many smaller ones) with a fresh
 mmap and unmaps it on free. A training step re-allocates the same activation and gradient
 tensors every iteration, so each of them is page-faulted in again, every time: on this 2-core
-machine a ReLU over 51 MB took 26 ms that way and 4 ms with the memory kept (measured in
-experiments/README.md#speed). PyTorch's CPU tuning guide suggests jemalloc or tcmalloc for
-this; glibc's own mallopt does it without a preloaded library.
+machine a ReLU over 51 MB took 27-30 ms that way and 5-7 ms with the memory kept
+(experiments/benchmark.py, experiments/README.md#speed). PyTorch's CPU tuning guide suggests
+jemalloc or tcmalloc for this; glibc's own mallopt does it without a preloaded library.
 """
 
 from __future__ import annotations
