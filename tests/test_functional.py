@@ -35,7 +35,8 @@ def losses_and_weights(overrides, fused: bool, compile: bool = False, iterations
     d, g = cfg.train.d_steps, cfg.train.g_steps
     if fused:
         fused_iteration = functional.FusedIteration([gan], compile=compile)
-        step = lambda: fused_iteration(*(x[0] for x in functional.draw([real], [noise], d, g)))  # noqa: E731
+        one = lambda batch: lambda: batch()[None]  # noqa: E731  (a population of one)
+        step = lambda: fused_iteration(*(x[0] for x in functional.draw(one(real), one(noise), d, g)))  # noqa: E731
     else:
         step = lambda: loop.iteration(gan, real, noise, d, g)  # noqa: E731
     history = []

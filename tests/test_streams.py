@@ -2,11 +2,11 @@
 
 import torch
 
-from ganlab.streams import Prefetched, chunk_for, stream
+from ganlab.streams import Prefetched, Together, chunk_for, stream
 
 
-def normal_stream(chunk: int) -> Prefetched:
-    generator = stream(0, "data")
+def normal_stream(chunk: int, seed: int = 0) -> Prefetched:
+    generator = stream(seed, "data")
     return Prefetched(lambda n: torch.randn(n, 3, generator=generator), batch=2, chunk=chunk, generator=generator)
 
 
@@ -29,6 +29,24 @@ def test_resume_from_a_saved_state_continues_the_same_batches():
         resumed.load_state_dict(saved)
         for a, b in zip(expected, (resumed() for _ in range(6))):
             assert torch.equal(a, b)
+
+
+def test_streams_together_give_each_streams_own_batches():
+    """A population's copies draw their batches together, each from its own stream, also when
+    resumed in the middle of a chunk."""
+    for used in (0, 3):
+        alone = [normal_stream(chunk=4, seed=k) for k in range(3)]
+        together = [normal_stream(chunk=4, seed=k) for k in range(3)]
+        for stream_ in alone + together:
+            for _ in range(used):
+                stream_()
+        resumed = [normal_stream(chunk=4, seed=k) for k in range(3)]
+        for original, copy in zip(together, resumed):
+            copy.load_state_dict(original.state_dict())
+        batches = Together(resumed)
+        for _ in range(10):  # across chunk boundaries
+            expected = torch.stack([stream_() for stream_ in alone])
+            assert torch.equal(batches(), expected)
 
 
 def test_reseed_starts_a_different_stream():

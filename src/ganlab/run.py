@@ -26,7 +26,7 @@ from ganlab.losses import build_loss
 from ganlab.metrics import build_evaluator
 from ganlab.models import build_models, noise_sampler, noise_size, sample_noise
 from ganlab.progress import Progress
-from ganlab.streams import Prefetched, chunk_for, stream
+from ganlab.streams import Prefetched, Together, chunk_for, stream
 from ganlab.summary import markdown_table
 from ganlab.sweep import fair_threads, flat_hparams
 from ganlab.tb_logger import TBLogger
@@ -243,10 +243,10 @@ def build_step(members: list[Member]):
         gan, real, noise = members[0].gan, members[0].real, members[0].noise
         return lambda: loop.iteration(gan, real, noise, t.d_steps, t.g_steps)
     fused = functional.FusedIteration([m.gan for m in members], compile=t.compile)
-    reals, noises = [m.real for m in members], [m.noise for m in members]
+    real, noise = Together([m.real for m in members]), Together([m.noise for m in members])
     if len(members) == 1:
-        return lambda: fused(*(x[0] for x in functional.draw(reals, noises, t.d_steps, t.g_steps)))
-    return lambda: fused(*functional.draw(reals, noises, t.d_steps, t.g_steps))
+        return lambda: fused(*(x[0] for x in functional.draw(real, noise, t.d_steps, t.g_steps)))
+    return lambda: fused(*functional.draw(real, noise, t.d_steps, t.g_steps))
 
 
 def check_fused(cfg: DictConfig, placement: Placement) -> None:

@@ -35,12 +35,18 @@ class Prefetched:
         self.chunk_start = None
 
     def __call__(self) -> torch.Tensor:
+        index = self.advance()  # (may draw a new buffer)
+        return self.buffer[index]
+
+    def advance(self) -> int:
+        """Move on to the next batch, drawing a new chunk when this one is used up; return the
+        batch's index in self.buffer."""
         if self.buffer is None or self.used == self.chunk:
             self.chunk_start = self.get_state()
             self.buffer = self.draw(self.chunk * self.batch).unflatten(0, (self.chunk, self.batch))
             self.used = 0
         self.used += 1
-        return self.buffer[self.used - 1]
+        return self.used - 1
 
     def state_dict(self) -> dict:
         if self.buffer is None or self.used == self.chunk:
@@ -58,6 +64,28 @@ class Prefetched:
         """A fresh stream: the generator's seed plus `offset` (torchrun ranks > 0 on resume)."""
         self.generator.manual_seed(self.generator.initial_seed() + offset)
         self.buffer = None
+
+
+class Together:
+    """next batches of K streams = self(), as one (K, batch, ...) tensor.
+
+    A population's copies draw in step (same batch, same chunk size), so their chunks begin and
+    end together: their buffers are stacked once a chunk, not once a batch (at 32 copies of the
+    1-D GAN, selecting and stacking 3 x 32 batches an iteration cost a tenth of the iteration).
+    """
+
+    def __init__(self, streams: list[Prefetched]):
+        self.streams = streams
+        self.buffers: list[torch.Tensor] = []
+        self.stacked: torch.Tensor | None = None
+
+    def __call__(self) -> torch.Tensor:
+        index = [s.advance() for s in self.streams][0]
+        if not self.buffers or any(s.buffer is not b for s, b in zip(self.streams, self.buffers)):
+            assert len({s.used for s in self.streams}) == 1, "the copies' streams went out of step"
+            self.buffers = [s.buffer for s in self.streams]
+            self.stacked = torch.stack(self.buffers)
+        return self.stacked[:, index]
 
 
 def chunk_for(numbers_per_batch: int, budget: int = 2**16) -> int:
