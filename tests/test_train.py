@@ -1,6 +1,7 @@
 """Short real trainings, read back from the files a user would look at."""
 
 import json
+import time
 
 import torch
 
@@ -54,8 +55,12 @@ def test_seed_recipe_and_options_train(train_tiny):
 
 
 def test_train_py_runs_from_the_command_line(tmp_path):
+    started = time.perf_counter()
     result = run_cli(*TINY, f"hydra.run.dir={tmp_path}")
+    seconds = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
+    timing = json.loads((tmp_path / "timing.json").read_text())
+    assert 0.5 < timing["startup_s"] < seconds - timing["wall_time_s"]  # imports and set-up, from the process's start
     assert (tmp_path / "metrics.json").exists() and (tmp_path / "checkpoints" / "last.pt").exists()
     assert list(tmp_path.glob("events.out.tfevents.*"))
     assert "final:" in result.stdout + result.stderr

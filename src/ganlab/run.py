@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import statistics
 import threading
@@ -207,7 +208,7 @@ class Member:
         self.seconds["eval_log"] += t1 - t0
         self.seconds["checkpoint"] += time.perf_counter() - t1
 
-    def finish(self, wall: float, first_iteration_s: float, placement: Placement) -> dict:
+    def finish(self, wall: float, first_iteration_s: float, startup_s: float | None, placement: Placement) -> dict:
         """Write the final metrics, timing and (optionally) losses and weights; return the final metrics."""
         final = self.history[-1]
         self.logger.hparams(flat_hparams(self.cfg), {f"final/{k}": v for k, v in final.items() if k != "iteration"})
@@ -215,7 +216,7 @@ class Member:
         iterations = self.iterations - self.start
         write_json(self.run_dir / "metrics.json", {"final": final, "history": self.history})
         write_json(self.run_dir / "timing.json", {
-            "wall_time_s": wall, "first_iteration_s": first_iteration_s,
+            "wall_time_s": wall, "first_iteration_s": first_iteration_s, "startup_s": startup_s,
             "iterations": iterations, "iterations_per_s": iterations / wall,
             "eval_log_s": self.seconds["eval_log"], "checkpoint_s": self.seconds["checkpoint"],
             "threads": torch.get_num_threads(), "world_size": placement.world,
@@ -229,6 +230,17 @@ class Member:
             torch.save(self.gan.G.state_dict(), self.run_dir / "generator.pt")
             torch.save(self.gan.D.state_dict(), self.run_dir / "discriminator.pt")
         return final
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux's /proc; None elsewhere): start-up as a user
+    waits for it, Python's imports included."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time in ticks after boot
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def write_json(path: Path, value: dict) -> None:
@@ -330,6 +342,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
                               f"continue with the same command plus resume={run_dir}", stop[0])
 
     log.info("run directory: %s", run_dir)
+    startup_s = process_age()  # from `python train.py` to here, the first iteration
     t0 = time.perf_counter()
     try:
         with stop_requests() as requested:
@@ -350,11 +363,11 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     for member in members:
         if member.failed:
             member.logger.close()
-    finals = [m.finish(wall, first_iteration_s, placement) for m in members if not m.failed]
+    finals = [m.finish(wall, first_iteration_s, startup_s, placement) for m in members if not m.failed]
     if not finals:
         raise Diverged(f"every copy of the population diverged; see {run_dir}/seed_*/failure.txt")
     if population > 1:
-        write_population_summary(run_dir, members, wall, first_iteration_s)
+        write_population_summary(run_dir, members, wall, first_iteration_s, startup_s)
     log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in finals[0].items()), wall)
     return population_metric(cfg, finals)
@@ -372,7 +385,8 @@ def population_metric(cfg: DictConfig, finals: list[dict]) -> float:
     return statistics.fmean(main_metric(cfg, final) for final in finals)
 
 
-def write_population_summary(run_dir: Path, members: list[Member], wall: float, first_iteration_s: float) -> None:
+def write_population_summary(run_dir: Path, members: list[Member], wall: float, first_iteration_s: float,
+                             startup_s: float | None) -> None:
     """metrics.json (mean and standard deviation of every final metric over the copies that
     finished, so a sweep of populations reads like a sweep of runs) and summary.md (a row a copy)."""
     finished = [m for m in members if not m.failed]
@@ -387,7 +401,7 @@ def write_population_summary(run_dir: Path, members: list[Member], wall: float, 
         final[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
     write_json(run_dir / "metrics.json", {"final": final, "copies": rows})
     write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
-                                          "population": len(members),
+                                          "startup_s": startup_s, "population": len(members),
                                           "iterations": members[0].iterations - members[0].start})
     (run_dir / "summary.md").write_text(
         f"# Population of {len(members)} seeds ({len(members) - len(rows)} failed)\n\n"
