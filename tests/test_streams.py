@@ -36,12 +36,12 @@ def test_streams_together_give_each_streams_own_batches():
     resumed in the middle of a chunk."""
     for used in (0, 3):
         alone = [normal_stream(chunk=4, seed=k) for k in range(3)]
-        together = [normal_stream(chunk=4, seed=k) for k in range(3)]
-        for stream_ in alone + together:
+        originals = [normal_stream(chunk=4, seed=k) for k in range(3)]
+        for stream_ in alone + originals:
             for _ in range(used):
                 stream_()
         resumed = [normal_stream(chunk=4, seed=k) for k in range(3)]
-        for original, copy in zip(together, resumed):
+        for original, copy in zip(originals, resumed):
             copy.load_state_dict(original.state_dict())
         batches = Together(resumed)
         for _ in range(10):  # across chunk boundaries
