@@ -11,6 +11,11 @@ same step functions train.py runs); 32 seeds of the 1-D seed recipe in one proce
 evaluation, logging and checkpoints; start-up (from `python train.py` to its first iteration,
 and to the end of a 1-iteration run). Ratios compare with the reference in the same run.
 
+Rounds: this machine's speed drifts by 2x and more within minutes, so what a ratio compares is
+timed side by side in alternating rounds (the reference, ganlab, ganlab compiled and the GEMM
+peak; one seed, one compiled seed and 32 seeds), each ratio is taken within a round, and the
+table gives the medians over the rounds; benchmark.json keeps every round.
+
 FLOPs: "nominal" is the FLOP count of one iteration of ganlab's loop on the book's layers
 (778 MFLOP an image for the seed MNIST pair), so nominal GFLOP/s = images/s x that count, the
 measure the issue's ceiling uses; "executed" is the count of what ganlab's step computes,
@@ -22,8 +27,10 @@ allocator, ganlab in this one with its own setting (memory.keep_freed_memory), a
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,19 +137,54 @@ def reference_inputs(cfg, batch: int):
     return real, lambda: sample_noise(cfg.model, cfg.dataset, batch, gen)
 
 
+_REFERENCE_STEPS: dict = {}  # in the reference's own process: its step for each row, built once
+
+
 def reference_seconds(overrides: list[str], batch: int, iterations: int) -> float:
-    """Seconds per iteration of the reference loop. Runs in a fresh process (in_fresh_process):
-    glibc's default allocator, as the obvious program has it."""
-    cfg = compose_config(overrides)
-    G, D = reference_models(cfg)
-    step = reference_step(G, D, reference_optimizer(cfg.optimizer.g, G), reference_optimizer(cfg.optimizer.d, D),
-                          *reference_inputs(cfg, batch))
-    return timed(step, iterations)
+    """Seconds per iteration of the reference loop over `iterations` (0: build and warm up only).
+    Runs in a process of its own (ReferenceProcess): glibc's default allocator, as the obvious
+    program has it; the step is built once there and timed again every round."""
+    key = (tuple(overrides), batch)
+    if key not in _REFERENCE_STEPS:
+        cfg = compose_config(overrides)
+        G, D = reference_models(cfg)
+        _REFERENCE_STEPS[key] = step = reference_step(
+            G, D, reference_optimizer(cfg.optimizer.g, G), reference_optimizer(cfg.optimizer.d, D),
+            *reference_inputs(cfg, batch))
+        for _ in range(5):  # warm-up
+            step()
+    return timed(_REFERENCE_STEPS[key], iterations, warmup=0) if iterations else 0.0
+
+
+class ReferenceProcess:
+    """A fresh process, kept for a row, that times the reference when asked."""
+
+    def __enter__(self):
+        self.pool = multiprocessing.get_context("spawn").Pool(1)
+        return lambda *args: self.pool.apply(reference_seconds, args)
+
+    def __exit__(self, *exc):
+        self.pool.terminate()
 
 
 def in_fresh_process(fn, *args):
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(fn, args)
+
+
+def alternating(blocks: dict, rounds: int) -> list[dict]:
+    """Each block's result in each round, the order reversed every other round: this machine's
+    speed drifts by 2x and more within minutes, so what is compared is timed side by side, many
+    times, and each ratio is taken within a round (then the median over the rounds)."""
+    results = []
+    for r in range(rounds):
+        names = list(blocks) if r % 2 == 0 else list(reversed(blocks))
+        results.append({name: blocks[name]() for name in names})
+    return results
+
+
+def median(values) -> float:
+    return statistics.median(list(values))
 
 
 def nominal_flops(cfg, batch: int) -> int:
@@ -156,8 +198,10 @@ def nominal_flops(cfg, batch: int) -> int:
     return counter.get_total_flops()
 
 
-def bench(overrides: list[str], batch: int, iterations: int, run_dir: Path) -> dict:
-    """Seconds per iteration: the reference, ganlab's default path, and ganlab with train.compile."""
+def bench(overrides: list[str], batch: int, iterations: int, rounds: int, run_dir: Path) -> dict:
+    """Seconds per iteration of the reference, ganlab's default path and ganlab with
+    train.compile, and the GEMM peak, timed in alternating rounds; every figure is the median over
+    the rounds of that round's value (ratios: of the ratio within the round)."""
     overrides = [*overrides, f"train.batch_size={batch}", "dataset.eval_samples=16"]
     cfg, gan, plain = ganlab_step([*overrides, "train.compile=false"], run_dir / "plain")
     _, _, compiled = ganlab_step([*overrides, "train.compile=true"], run_dir / "compiled")
@@ -167,22 +211,29 @@ def bench(overrides: list[str], batch: int, iterations: int, run_dir: Path) -> d
     t0 = time.perf_counter()
     compiled()  # compiles: the first call
     compile_s = time.perf_counter() - t0
-    peak_before = gemm_peak()
-    times = {"reference": in_fresh_process(reference_seconds, overrides, batch, iterations),
-             "ganlab": timed(plain, iterations), "ganlab_compiled": timed(compiled, iterations)}
-    # The machine's speed drifts: the peak for this row is measured right before and after it.
-    peak = (peak_before + gemm_peak()) / 2
+    with ReferenceProcess() as reference:
+        reference(overrides, batch, 0)  # builds and warms up the reference
+        for step in (plain, compiled, plain, compiled):  # warm-up
+            step()
+        per_round = alternating({"gemm_peak_gflops": gemm_peak,
+                                 "reference": lambda: reference(overrides, batch, iterations),
+                                 "ganlab": lambda: timed(plain, iterations, warmup=0),
+                                 "ganlab_compiled": lambda: timed(compiled, iterations, warmup=0)}, rounds)
     row = {"batch": batch, "flops_per_iter": flops["nominal"], "executed_flops_per_iter": flops["executed"],
-           "compile_s": compile_s, "gemm_peak_gflops": peak}
-    for name, seconds in times.items():
+           "compile_s": compile_s, "rounds": per_round,
+           "gemm_peak_gflops": median(r["gemm_peak_gflops"] for r in per_round)}
+    for name in ("reference", "ganlab", "ganlab_compiled"):
         executed = flops["nominal" if name == "reference" else "executed"]
+        seconds = median(r[name] for r in per_round)
         row[f"s_per_iter_{name}"] = seconds
         row[f"images_per_s_{name}"] = batch / seconds
         row[f"gflops_{name}"] = flops["nominal"] / seconds / 1e9
         row[f"executed_gflops_{name}"] = executed / seconds / 1e9
-        row[f"speedup_{name}"] = times["reference"] / seconds
-        row[f"fraction_of_peak_{name}"] = flops["nominal"] / seconds / 1e9 / peak
-        row[f"executed_fraction_of_peak_{name}"] = executed / seconds / 1e9 / peak
+        row[f"speedup_{name}"] = median(r["reference"] / r[name] for r in per_round)
+        row[f"fraction_of_peak_{name}"] = median(flops["nominal"] / r[name] / 1e9 / r["gemm_peak_gflops"]
+                                                 for r in per_round)
+        row[f"executed_fraction_of_peak_{name}"] = median(executed / r[name] / 1e9 / r["gemm_peak_gflops"]
+                                                          for r in per_round)
     return row
 
 
@@ -206,13 +257,23 @@ def run_train(args: list[str], run_dir: Path) -> dict:
     return timing | {"process_s": time.perf_counter() - t0}
 
 
-def population(iterations: int, run_dir: Path) -> dict:
-    """32 seeds of the 1-D seed recipe in one process against one seed (plain and compiled)."""
+def population(iterations: int, rounds: int, run_dir: Path) -> dict:
+    """32 seeds of the 1-D seed recipe in one process against one seed (plain and compiled):
+    whole train.py runs in alternating rounds; ratios are the medians of the rounds' ratios."""
     base = ["experiment=seed_normal", f"train.iterations={iterations}", "train.checkpoint_every=100000"]
-    runs = {"one": run_train([*base, "train.compile=false"], run_dir / "one"),
-            "one_compiled": run_train([*base, "train.compile=true"], run_dir / "one_compiled"),
-            "population_32": run_train([*base, "train.compile=true", "train.population=32"], run_dir / "pop")}
-    return {name: {k: r[k] for k in ("wall_time_s", "first_iteration_s", "process_s")} for name, r in runs.items()}
+    args = {"one": [*base, "train.compile=false"], "one_compiled": [*base, "train.compile=true"],
+            "population_32": [*base, "train.compile=true", "train.population=32"]}
+    keys = ("wall_time_s", "first_iteration_s", "process_s")
+    dirs = (run_dir / str(k) for k in itertools.count())
+    runs = alternating({name: lambda a=a: {k: v for k, v in run_train(a, next(dirs)).items() if k in keys}
+                        for name, a in args.items()}, rounds)
+    result = {name: {k: median(r[name][k] for r in runs) for k in keys} for name in args}
+    for one in ("one", "one_compiled"):
+        result[f"ratio_to_{one}"] = median(r["population_32"]["wall_time_s"] / r[one]["wall_time_s"] for r in runs)
+        result[f"ratio_to_{one}_after_first_iteration"] = median(
+            (r["population_32"]["wall_time_s"] - r["population_32"]["first_iteration_s"])
+            / (r[one]["wall_time_s"] - r[one]["first_iteration_s"]) for r in runs)
+    return result | {"rounds": runs}
 
 
 def eval_cost(run_dir: Path) -> dict:
@@ -235,16 +296,17 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "benchmark.json"))
     args = parser.parse_args()
     keep_freed_memory()  # as train.py runs ganlab; the reference runs in fresh processes
-    n = 10 if args.quick else 1
+    n, rounds = (10, 2) if args.quick else (1, 5)  # quick: a tenth of the iterations, 2 rounds
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         peak = gemm_peak()
         results = {
             "threads": torch.get_num_threads(), "gemm_peak_gflops": peak,
-            "1d_seed_batch1": bench(["experiment=seed_normal"], 1, 2000 // n, tmp / "1d"),
-            "mnist_seed_batch16": bench(["experiment=seed_mnist"], 16, 40 // n, tmp / "m16"),
-            "mnist_seed_batch128": bench(["experiment=seed_mnist"], 128, 10 // n or 1, tmp / "m128"),
-            "population_1d_seed": population(4000 // n, tmp / "population"),
+            "1d_seed_batch1": bench(["experiment=seed_normal"], 1, 400 // n, rounds, tmp / "1d"),
+            "mnist_seed_batch16": bench(["experiment=seed_mnist"], 16, 8 // n or 1, rounds, tmp / "m16"),
+            "mnist_seed_batch128": bench(["experiment=seed_mnist"], 128, 2 // n or 1, rounds, tmp / "m128"),
+            "population_iterations": 4000 // n,
+            "population_1d_seed": population(4000 // n, 2 if args.quick else 3, tmp / "population"),
             "eval_log_cost_default_run": eval_cost(tmp / "default"),
             "startup": startup_seconds(tmp / "startup"),
             "relu_51mb": allocator(),
@@ -257,10 +319,13 @@ def main() -> None:
 
 def report(results: dict) -> str:
     peak = results["gemm_peak_gflops"]
+    rounds = len(results["1d_seed_batch1"]["rounds"])
     lines = [f"threads {results['threads']}; fp32 GEMM peak {peak:.0f} GFLOP/s at the start, "
-             f"{results['gemm_peak_gflops_after']:.0f} at the end; each MNIST row's % uses the mean of "
-             f"the peaks measured right before and after it ({results['mnist_seed_batch16']['gemm_peak_gflops']:.0f}"
-             f" and {results['mnist_seed_batch128']['gemm_peak_gflops']:.0f})", "",
+             f"{results['gemm_peak_gflops_after']:.0f} at the end. Each row: medians over {rounds} "
+             "alternating rounds of the reference, ganlab, ganlab compiled and the GEMM peak (each "
+             "ratio and % taken within a round); the peaks' medians for the MNIST rows were "
+             f"{results['mnist_seed_batch16']['gemm_peak_gflops']:.0f} and "
+             f"{results['mnist_seed_batch128']['gemm_peak_gflops']:.0f}", "",
              "| what | reference | ganlab | ganlab, train.compile=true |", "|---|---|---|---|"]
     r = results["1d_seed_batch1"]
     lines.append("| 1-D seed recipe, iterations/s | " + " | ".join(
@@ -277,22 +342,18 @@ def report(results: dict) -> str:
     compile_s = ", ".join(f"{results[k]['compile_s']:.0f} s" for k in ("1d_seed_batch1", "mnist_seed_batch16",
                                                                       "mnist_seed_batch128"))
     p = results["population_1d_seed"]
-    after_first = {k: v["wall_time_s"] - v["first_iteration_s"] for k, v in p.items()}
     e = results["eval_log_cost_default_run"]
     m = results["mnist_seed_batch16"]
     lines += ["", f"MFLOP an image, MNIST seed arch: nominal (the book's layers) {m['flops_per_iter'] / m['batch'] / 1e6:.0f}, "
               f"executed by ganlab {m['executed_flops_per_iter'] / m['batch'] / 1e6:.0f}",
               f"first compiled call (compilation): {compile_s}",
-              "population (seed recipe, training wall time): one seed {:.1f} s, one compiled {:.1f} s, "
-              "32 seeds compiled {:.1f} s = {:.2f}x one, {:.2f}x one compiled".format(
-                  p["one"]["wall_time_s"], p["one_compiled"]["wall_time_s"], p["population_32"]["wall_time_s"],
-                  p["population_32"]["wall_time_s"] / p["one"]["wall_time_s"],
-                  p["population_32"]["wall_time_s"] / p["one_compiled"]["wall_time_s"]),
-              "  after the first iteration (which compiles): one {:.1f} s, one compiled {:.1f} s, 32 seeds {:.1f} s = "
-              "{:.2f}x one, {:.2f}x one compiled".format(
-                  after_first["one"], after_first["one_compiled"], after_first["population_32"],
-                  after_first["population_32"] / after_first["one"],
-                  after_first["population_32"] / after_first["one_compiled"]),
+              "population (seed recipe, {} its, medians of {} alternating rounds of whole runs): training wall time "
+              "one seed {:.1f} s, one compiled {:.1f} s, 32 seeds compiled {:.1f} s; 32 seeds = {:.2f}x one, {:.2f}x "
+              "one compiled (after the first iteration, which compiles: {:.2f}x, {:.2f}x)".format(
+                  results["population_iterations"], len(p["rounds"]), p["one"]["wall_time_s"],
+                  p["one_compiled"]["wall_time_s"], p["population_32"]["wall_time_s"], p["ratio_to_one"],
+                  p["ratio_to_one_compiled"], p["ratio_to_one_after_first_iteration"],
+                  p["ratio_to_one_compiled_after_first_iteration"]),
               f"default run: evaluation + logging + checkpoints {e['eval_log_s'] + e['checkpoint_s']:.2f} s of "
               f"{e['wall_time_s']:.1f} s training = {100 * e['fraction']:.1f}%",
               f"start-up: {results['startup']['to_first_iteration_s']:.1f} s from `python train.py` to the first "
