@@ -1,0 +1,26 @@
+"""The speed benchmark runs end to end and reports every row (slow: about 3 minutes)."""
+
+import json
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.mark.slow
+def test_quick_benchmark_reports_every_row_from_alternating_rounds(tmp_path):
+    out = tmp_path / "benchmark.json"
+    result = run_cli("--quick", "--out", str(out), script="experiments/benchmark.py", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| 1-D seed recipe, iterations/s |" in result.stdout and "32 seeds = " in result.stdout
+    results = json.loads(out.read_text())
+    for key in ("1d_seed_batch1", "mnist_seed_batch16", "mnist_seed_batch128"):
+        row = results[key]
+        assert len(row["rounds"]) == 2  # --quick: two rounds
+        assert all(r[name] > 0 for r in row["rounds"] for name in ("reference", "ganlab", "ganlab_compiled"))
+        assert row["speedup_reference"] == 1.0 and row["speedup_ganlab_compiled"] > 0
+    assert results["mnist_seed_batch16"]["flops_per_iter"] == pytest.approx(16 * 778e6, rel=0.01)
+    population = results["population_1d_seed"]
+    assert len(population["rounds"]) == 2 and population["ratio_to_one_compiled"] > 1
+    assert 0 < results["eval_log_cost_default_run"]["fraction"] < 1
+    assert results["startup"]["to_first_iteration_s"] > 0
