@@ -65,6 +65,14 @@ def test_compiled_iteration_matches_the_plain_loop():
     assert_close_runs(plain, compiled)
 
 
+def test_a_compiled_run_says_that_it_compiles_and_how_long_it_took(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="ganlab"):
+        train(compose_cfg([*TINY, "train.iterations=2", "train.compile=true"]), run_dir=tmp_path)
+    assert "compiling the training iteration" in caplog.text
+    seconds = float(caplog.text.split("compiled in ")[1].split(" s")[0])
+    assert seconds == pytest.approx(json.loads((tmp_path / "timing.json").read_text())["first_iteration_s"], abs=0.05)
+
+
 def test_fused_optimizer_state_is_torch_optims_own():
     """A checkpoint of the fused path continues in the plain loop exactly as the plain loop would."""
     *_, fused = losses_and_weights([], fused=True)

@@ -311,6 +311,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         nonlocal finite, first_iteration_s
         if first_iteration_s is None:
             first_iteration_s = time.perf_counter() - t0
+            if first.t.compile:
+                log.info("compiled in %.1f s", first_iteration_s)
         # NaN guard without a host sync: the flag is read only when something is due below.
         ok = torch.isfinite(stats["loss/d"] + stats["loss/g"])
         finite = ok if finite is None else finite & ok
@@ -342,6 +344,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
                               f"continue with the same command plus resume={run_dir}", stop[0])
 
     log.info("run directory: %s", run_dir)
+    if first.t.compile:  # otherwise a silent wait
+        log.info("compiling the training iteration (train.compile=true): about 20-50 s the first time on a "
+                 "machine, a few seconds once PyTorch's on-disk cache holds it")
     startup_s = process_age()  # from `python train.py` to here, the first iteration
     t0 = time.perf_counter()
     try:
