@@ -173,9 +173,7 @@ def in_fresh_process(fn, *args):
 
 
 def alternating(blocks: dict, rounds: int) -> list[dict]:
-    """Each block's result in each round, the order reversed every other round: this machine's
-    speed drifts by 2x and more within minutes, so what is compared is timed side by side, many
-    times, and each ratio is taken within a round (then the median over the rounds)."""
+    """Each block's result in each round, in reversed order every other round (see Rounds above)."""
     results = []
     for r in range(rounds):
         names = list(blocks) if r % 2 == 0 else list(reversed(blocks))
