@@ -30,6 +30,7 @@ import argparse
 import itertools
 import json
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
@@ -293,6 +294,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer iterations: a smoke test")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "benchmark.json"))
     args = parser.parse_args()
+    out = Path(args.out)
+    try:  # found out now, not after minutes of measuring
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):
+            raise PermissionError(f"{out.parent} is not writable")
+    except OSError as error:
+        parser.error(f"cannot write {out} ({error}); choose another file with --out PATH")
     keep_freed_memory()  # as train.py runs ganlab; the reference runs in fresh processes
     n, rounds = (10, 2) if args.quick else (1, 5)  # quick: a tenth of the iterations, 2 rounds
     with tempfile.TemporaryDirectory() as tmp:
@@ -311,8 +319,7 @@ def main() -> None:
             "gemm_peak_gflops_after": gemm_peak(),
         }
     print(report(results))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
+    out.write_text(json.dumps(results, indent=1))
 
 
 def report(results: dict) -> str:

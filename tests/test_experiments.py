@@ -1,4 +1,4 @@
-"""The speed benchmark runs end to end and reports every row (slow: about 3 minutes)."""
+"""The speed benchmark: it refuses a bad --out at once, and runs end to end (slow: about 3 minutes)."""
 
 import json
 
@@ -24,3 +24,11 @@ def test_quick_benchmark_reports_every_row_from_alternating_rounds(tmp_path):
     assert len(population["rounds"]) == 2 and population["ratio_to_one_compiled"] > 1
     assert 0 < results["eval_log_cost_default_run"]["fraction"] < 1
     assert results["startup"]["to_first_iteration_s"] > 0
+
+
+def test_benchmark_refuses_an_output_it_cannot_write_before_measuring(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_cli("--out", str(blocker / "benchmark.json"), script="experiments/benchmark.py", timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"benchmark.py: error: cannot write {blocker}")
