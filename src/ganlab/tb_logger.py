@@ -9,7 +9,14 @@ import torch
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.summary.writer import record_writer
 from torch.utils.tensorboard.summary import hparams as hparams_summary, histogram
+
+from ganlab.crc32c import masked_crc32c
+
+# TensorBoard's writer checksums every record with a pure-Python loop when TensorFlow is absent;
+# the same checksum with numpy (crc32c.py), 5-10x faster on pictures and histograms.
+record_writer.masked_crc32c = masked_crc32c
 
 
 class TBLogger:

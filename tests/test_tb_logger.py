@@ -1,0 +1,32 @@
+"""TensorBoard output: ganlab's checksum of event records is TensorBoard's own."""
+
+import random
+
+import pytest
+import torch
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tensorboards_checksum
+
+from conftest import TINY, compose_cfg, read_events
+from ganlab.crc32c import BLOCK, BLOCKS, SMALL, crc32c, masked_crc32c
+from ganlab.distributed import Placement
+from ganlab.run import Member
+
+
+@pytest.mark.parametrize("size", [0, 1, SMALL - 1, SMALL, SMALL + 1, BLOCK * BLOCKS, BLOCK * BLOCKS + 1,
+                                  3 * BLOCK * BLOCKS + 17, 100_000])
+def test_checksum_is_tensorboards(size):
+    data = random.Random(size).randbytes(size)
+    assert masked_crc32c(data) == tensorboards_checksum(data)
+
+
+def test_checksum_gives_the_standard_check_value():
+    assert crc32c(b"123456789") == 0xE3069283  # CRC-32C's published check value
+
+
+def test_tensorboard_reads_an_evaluations_records_back(tmp_path):
+    member = Member(compose_cfg(TINY), tmp_path, Placement(torch.device("cpu")))
+    stats = {k: torch.tensor(0.5) for k in ("loss/d", "loss/g", "d_out/real", "d_out/fake")}
+    member.after(member.eval_every, stats, finite=True)
+    member.logger.close()
+    events = read_events(tmp_path)  # TensorBoard's reader drops any record whose checksum is wrong
+    assert events.Scalars("eval/ks") and events.Histograms("generated") and events.Images("histograms")
