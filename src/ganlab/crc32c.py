@@ -47,21 +47,27 @@ def _advance(tables: np.ndarray, crc: np.ndarray) -> np.ndarray:
             ^ tables[2][(crc >> 16) & 0xFF] ^ tables[3][crc >> 24])
 
 
-# WITHIN[i, v]: byte v at offset i of a block, advanced over the rest of the block (from a zero register)
-_within = [_TABLE]
-for _ in range(BLOCK - 1):
-    _within.append(_zero_byte(_within[-1]))
-WITHIN = np.stack(_within[::-1])
+def _within_block() -> np.ndarray:
+    """(BLOCK, 256): byte v at offset i of a block, advanced over the rest of the block."""
+    rows = [_TABLE]
+    for _ in range(BLOCK - 1):
+        rows.append(_zero_byte(rows[-1]))
+    return np.stack(rows[::-1])
 
-# OVER[d]: the (4, 256) tables of advancing a register over d blocks of zero bytes, d = 0 .. BLOCKS
-_bytes_of_register = np.arange(256, dtype=np.uint32)[None, :] << (8 * np.arange(4, dtype=np.uint32)[:, None])
-_one_block = _bytes_of_register
-for _ in range(BLOCK):
-    _one_block = _zero_byte(_one_block)
-OVER = [_bytes_of_register]
-for _ in range(BLOCKS):
-    OVER.append(_advance(_one_block, OVER[-1]))
-OVER = np.stack(OVER)
+
+def _over_blocks() -> np.ndarray:
+    """(BLOCKS + 1, 4, 256): the tables of advancing a register over d blocks of zero bytes."""
+    each_byte = np.arange(256, dtype=np.uint32)[None, :] << (8 * np.arange(4, dtype=np.uint32)[:, None])
+    one_block = each_byte
+    for _ in range(BLOCK):
+        one_block = _zero_byte(one_block)
+    tables = [each_byte]  # d = 0: the identity
+    for _ in range(BLOCKS):
+        tables.append(_advance(one_block, tables[-1]))
+    return np.stack(tables)
+
+
+WITHIN, OVER = _within_block(), _over_blocks()
 
 
 def crc32c(data: bytes) -> int:
@@ -74,7 +80,7 @@ def crc32c(data: bytes) -> int:
         segment = body[start:start + BLOCKS]
         n = len(segment)
         blocks = np.bitwise_xor.reduce(WITHIN[np.arange(BLOCK), segment], axis=1)
-        after = np.arange(n - 1, -1, -1)  # blocks after each one in the segment
+        after = np.arange(n - 1, -1, -1)  # blocks after each one in the segment: _advance, a shift each
         shifted = (OVER[after, 0, blocks & 0xFF] ^ OVER[after, 1, (blocks >> 8) & 0xFF]
                    ^ OVER[after, 2, (blocks >> 16) & 0xFF] ^ OVER[after, 3, blocks >> 24])
         crc = int(_advance(OVER[n], np.uint32(crc))) ^ int(np.bitwise_xor.reduce(shifted))
