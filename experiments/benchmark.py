@@ -41,6 +41,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganlab import loop
@@ -102,10 +104,16 @@ def reference_step(G, D, opt_g, opt_d, real_fn, noise_fn):
     return step
 
 
-def compose_config(overrides: list[str]):
+def compose_config(overrides: list[str], tensorboard: bool = False):
+    """train.py's config for these overrides (a bad one: one line and exit 2, as train.py does)."""
     register_configs(ROOT / "experiments")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=[*overrides, "train.progress=false", "logger.tensorboard=false"])
+    try:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            return compose("train", overrides=[*overrides, "train.progress=false",
+                                               f"logger.tensorboard={str(tensorboard).lower()}"])
+    except (HydraException, OmegaConfBaseException) as error:
+        print(f"{Path(sys.argv[0]).name}: {error}".splitlines()[0], file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def ganlab_step(overrides: list[str], run_dir: Path):

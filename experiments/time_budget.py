@@ -16,12 +16,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import compose_config  # noqa: E402
 
-from ganlab import metrics, run, tb_logger
-from ganlab.config import register_configs
-
-ROOT = Path(__file__).resolve().parents[1]
+from ganlab import metrics, run, tb_logger  # noqa: E402
 
 seconds: dict[str, float] = defaultdict(float)
 calls: dict[str, int] = defaultdict(int)
@@ -47,9 +45,7 @@ def main(overrides: list[str]) -> None:
     metrics.summarize = timing("    distances (KS, W1, mean, std)", metrics.summarize)
     for method in ("scalars", "histograms", "images"):
         setattr(tb_logger.TBLogger, method, timing(f"  TensorBoard {method}", getattr(tb_logger.TBLogger, method)))
-    register_configs(ROOT / "experiments")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, "train.progress=false"])
+    cfg = compose_config(overrides, tensorboard=True)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         run.train(cfg, run_dir=Path(tmp))

@@ -41,10 +41,11 @@ def _zero_byte(crc: np.ndarray) -> np.ndarray:
     return _TABLE[crc & 0xFF] ^ (crc >> 8)
 
 
-def _advance(tables: np.ndarray, crc: np.ndarray) -> np.ndarray:
-    """A linear map given by its (4, 256) action on each byte of the register."""
-    return (tables[0][crc & 0xFF] ^ tables[1][(crc >> 8) & 0xFF]
-            ^ tables[2][(crc >> 16) & 0xFF] ^ tables[3][crc >> 24])
+def _advance(tables: np.ndarray, crc: np.ndarray, which=()) -> np.ndarray:
+    """A linear map given by its (4, 256) action on each byte of the register: tables[which]
+    (`which` picks, for each register, its map among stacked ones)."""
+    return (tables[(*which, 0, crc & 0xFF)] ^ tables[(*which, 1, (crc >> 8) & 0xFF)]
+            ^ tables[(*which, 2, (crc >> 16) & 0xFF)] ^ tables[(*which, 3, crc >> 24)])
 
 
 def _within_block() -> np.ndarray:
@@ -80,10 +81,9 @@ def crc32c(data: bytes) -> int:
         segment = body[start:start + BLOCKS]
         n = len(segment)
         blocks = np.bitwise_xor.reduce(WITHIN[np.arange(BLOCK), segment], axis=1)
-        after = np.arange(n - 1, -1, -1)  # blocks after each one in the segment: _advance, a shift each
-        shifted = (OVER[after, 0, blocks & 0xFF] ^ OVER[after, 1, (blocks >> 8) & 0xFF]
-                   ^ OVER[after, 2, (blocks >> 16) & 0xFF] ^ OVER[after, 3, blocks >> 24])
-        crc = int(_advance(OVER[n], np.uint32(crc))) ^ int(np.bitwise_xor.reduce(shifted))
+        after = np.arange(n - 1, -1, -1)  # each block advanced over the blocks after it
+        shifted = _advance(OVER, blocks, (after,))
+        crc = int(_advance(OVER, np.uint32(crc), (n,))) ^ int(np.bitwise_xor.reduce(shifted))
     return crc ^ 0xFFFFFFFF
 
 
