@@ -4,7 +4,10 @@
     python experiments/profile_step.py experiment=seed_normal train.population=32 train.compile=true
 
 Any train.py overrides; prints ms per iteration and the operators (by input shape) that took
-the most time over a few iterations, after a warm-up (and compilation).
+the most time over a few iterations, after a warm-up (and compilation). With train.compile=true
+the table names each kernel Inductor generated (`graph_0_cpp_fused_...`, Inductor's
+cpp.enable_kernel_profile), not only the library calls (bmm, convolutions) between them; the
+kernels' source: TORCH_LOGS=output_code.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch._inductor.config
 from torch.profiler import profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -27,6 +31,9 @@ from ganlab.run import Member, build_step, member_config  # noqa: E402
 
 def main(overrides: list[str], iterations: int = 5, rows: int = 25) -> None:
     keep_freed_memory()
+    # Each generated kernel records itself as a profiler event; without this they are one
+    # "Call CompiledFxGraph" row. (Part of the compiled code's cache key: a separate compilation.)
+    torch._inductor.config.cpp.enable_kernel_profile = True
     cfg = compose_config([*overrides, "dataset.eval_samples=16"])
     with tempfile.TemporaryDirectory() as tmp:
         members = [Member(member_config(cfg, cfg.seed + k), Path(tmp) / str(k), Placement(torch.device("cpu")))

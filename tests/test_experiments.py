@@ -1,4 +1,5 @@
-"""The speed benchmark: it refuses a bad --out at once, and runs end to end (slow: about 3 minutes)."""
+"""The speed benchmark: it refuses a bad --out at once, and runs end to end (slow: about 3 minutes);
+the step profiler names Inductor's kernels (slow: a compilation of its own, up to a minute)."""
 
 import json
 
@@ -32,3 +33,12 @@ def test_benchmark_refuses_an_output_it_cannot_write_before_measuring(tmp_path):
     result = run_cli("--out", str(blocker / "benchmark.json"), script="experiments/benchmark.py", timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"benchmark.py: error: cannot write {blocker}")
+
+
+@pytest.mark.slow
+def test_profile_step_names_inductors_generated_kernels():
+    result = run_cli("experiment=seed_normal", "train.compile=true", script="experiments/profile_step.py")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert " ms an iteration" in result.stdout
+    assert "graph_0_cpp_fused_" in result.stdout  # a kernel Inductor wrote, as its own row
+    assert "aten::addmm" in result.stdout  # and the library calls between the kernels
