@@ -1,4 +1,4 @@
-"""TensorBoard output: ganlab's checksum of event records is TensorBoard's own."""
+"""TensorBoard output: ganlab writes event files TensorBoard reads, with TensorBoard's own checksum."""
 
 import random
 
@@ -23,10 +23,13 @@ def test_checksum_gives_the_standard_check_value():
     assert crc32c(b"123456789") == 0xE3069283  # CRC-32C's published check value
 
 
-def test_tensorboard_reads_an_evaluations_records_back(tmp_path):
+def test_tensorboard_reads_an_evaluations_records_back_while_the_run_goes_on(tmp_path):
     member = Member(compose_cfg(TINY), tmp_path, Placement(torch.device("cpu")))
     stats = {k: torch.tensor(0.5) for k in ("loss/d", "loss/g", "d_out/real", "d_out/fake")}
-    member.after(member.eval_every, stats, finite=True)
+    it = member.eval_every
+    member.after(it, stats, finite=True)
+    events = read_events(tmp_path)  # before close; TensorBoard's reader drops any record whose checksum is wrong
+    assert [(s.step, s.value) for s in events.Scalars("loss/d")] == [(it, 0.5)]
+    assert [s.step for s in events.Scalars("eval/ks")] == [it] and events.Scalars("eval/ks")[0].value > 0
+    assert events.Histograms("generated") and events.Images("histograms")
     member.logger.close()
-    events = read_events(tmp_path)  # TensorBoard's reader drops any record whose checksum is wrong
-    assert events.Scalars("eval/ks") and events.Histograms("generated") and events.Images("histograms")

@@ -3,7 +3,8 @@
 Without TensorFlow installed, TensorBoard's writer checksums each record with a pure-Python loop
 (0.3 us a byte) in its writer thread, holding the GIL. A population's 32 copies each log a
 picture and histograms at every evaluation, and that loop took 10-15% of the whole run
-(experiments/README.md, "Speed"). tb_logger.py installs masked_crc32c below in its place.
+(experiments/README.md, "Speed"). tb_logger.py's own event file writer checksums with
+masked_crc32c below.
 
 CRC-32C is linear over GF(2), which makes it vectorisable: the register after a message is the
 register before it advanced over len(message) zero bytes, XOR the checksum of the message from a

@@ -200,6 +200,8 @@ class Member:
             self.logger.scalars({f"eval/{k}": v for k, v in evaluation.scalars.items()}, it)
             self.logger.histograms(evaluation.histograms, it)
             self.logger.images(evaluation.images, it)
+        if log_now or eval_now:
+            self.logger.flush()  # a TensorBoard reading along sees them now
         t1 = time.perf_counter()
         if save_now:
             checkpoint.save_atomic(state_of(self.gan, self.real, self.noise, it, self.history,
