@@ -25,11 +25,11 @@ class EventFile:
     """A TensorBoard event file (what torch's SummaryWriter writes), written in the caller's thread.
 
     Each record is an Event proto, length-prefixed and checksummed as TFRecord frames it.
-    SummaryWriter hands every record to a writer thread instead; with the 32 copies of a
-    population each logging about ten records an evaluation, the hand-offs and that thread's
-    share of the GIL cost 13-19% of the population's training time (experiments/README.md,
-    "Speed"). Here a record is a buffered write; flush() makes the records so far visible to a
-    TensorBoard reading along.
+    SummaryWriter starts a writer thread for each run, and a population has a run a copy: 32
+    threads wanting the GIL the training loop holds. Writing here instead took 4-19% off the
+    population's time after its first iteration (in-process A/B, experiments/README.md, "Speed").
+    A record is a buffered write; flush() makes the records so far visible to a TensorBoard
+    reading along.
     """
 
     def __init__(self, log_dir: Path, purge_step: int | None = None):
