@@ -112,7 +112,8 @@ def compose_config(overrides: list[str], tensorboard: bool = False):
             return compose("train", overrides=[*overrides, "train.progress=false",
                                                f"logger.tensorboard={str(tensorboard).lower()}"])
     except (HydraException, OmegaConfBaseException) as error:
-        print(f"{Path(sys.argv[0]).name}: {error}".splitlines()[0], file=sys.stderr)
+        cause = f" ({str(error.__cause__).splitlines()[0]})" if error.__cause__ else ""  # e.g. which type it wants
+        print(f"{Path(sys.argv[0]).name}: {str(error).splitlines()[0]}{cause}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -1,4 +1,5 @@
-"""The speed benchmark: it refuses a bad --out at once, and runs end to end (slow: about 3 minutes);
+"""The experiment scripts: a bad override or --out is one line at once; the benchmark runs end to end
+(slow: about 3 minutes);
 the step profiler names Inductor's kernels (slow: a compilation of its own, up to a minute)."""
 
 import json
@@ -42,3 +43,10 @@ def test_profile_step_names_inductors_generated_kernels():
     assert " ms an iteration" in result.stdout
     assert "graph_0_cpp_fused_" in result.stdout  # a kernel Inductor wrote, as its own row
     assert "aten::addmm" in result.stdout  # and the library calls between the kernels
+
+
+def test_experiment_scripts_answer_a_bad_override_with_one_line_that_says_why():
+    result = run_cli("train.compile=maybe", script="experiments/profile_step.py", timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "profile_step.py: Error merging override train.compile=maybe (Value 'maybe' is not a valid bool (type str))"]
