@@ -2,6 +2,7 @@
 gives the plain loop's losses and weights, and a population of K gives K single runs."""
 
 import json
+import logging
 
 import pytest
 import torch
@@ -90,9 +91,11 @@ def final(run_dir):
     return json.loads((run_dir / "metrics.json").read_text())["final"]
 
 
-def test_a_population_is_k_single_runs_each_its_own_tensorboard_run(tmp_path):
+def test_a_population_is_k_single_runs_each_its_own_tensorboard_run(tmp_path, caplog):
     population = tmp_path / "population"
-    train(compose_cfg([*TINY, "train.population=3", "seed=5"]), run_dir=population)
+    with caplog.at_level(logging.INFO, logger="ganlab"):
+        train(compose_cfg([*TINY, "train.population=3", "seed=5"]), run_dir=population)
+    assert "add train.compile=true" in caplog.text  # eager vmap: the user hears of the faster way
     for seed in (5, 6, 7):
         single = tmp_path / f"single_{seed}"
         train(compose_cfg([*TINY, f"seed={seed}"]), run_dir=single)
