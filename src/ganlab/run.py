@@ -366,7 +366,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         raise
     finally:
         progress.close()
-        distributed.teardown()
+        distributed.teardown([m.gan for m in members])
     if not placement.is_main:
         return math.nan
     wall = time.perf_counter() - t0
