@@ -24,6 +24,7 @@ def test_quick_benchmark_reports_every_row_from_alternating_rounds(tmp_path):
     assert results["mnist_seed_batch16"]["flops_per_iter"] == pytest.approx(16 * 778e6, rel=0.01)
     population = results["population_1d_seed"]
     assert len(population["rounds"]) == 2 and population["ratio_to_one_compiled"] > 1
+    assert population["ratio_to_one_compiled_process"] > 0  # whole processes, start-up and exit included
     assert 0 < results["eval_log_cost_default_run"]["fraction"] < 1
     assert results["startup"]["to_first_iteration_s"] > 0
 
