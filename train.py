@@ -61,8 +61,8 @@ def check_resume_target(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     # Importing torch makes ~300,000 objects that live as long as the process, and Python's
-    # garbage collector scans them all again and again: while they are made (0.4-0.6 s of
-    # start-up), during compilation, and at exit (0.8-1.5 s after the run is done). So no
+    # garbage collector scans them all again and again: while they are made (about 0.5 s of
+    # start-up), during compilation, and at exit (1-2 s after the run is done). So no
     # collection until they exist (settle_garbage_collector), and none at exit: by then every file
     # of the run is closed, and the exit handlers registered before this one still run.
     gc.disable()
