@@ -114,6 +114,9 @@ def test_a_population_is_k_single_runs_each_its_own_tensorboard_run(tmp_path, ca
     ks = [final(population / f"seed_{s}")["ks"] for s in (5, 6, 7)]
     assert summary["copies"] == 3 and summary["ks"] == pytest.approx(sum(ks) / 3)
     assert "| seed |" in (population / "summary.md").read_text()
+    # The console's last line is the population's, not its first copy's
+    assert "final: 3 copies (0 failed), iteration 40," in caplog.text
+    assert f"ks {summary['ks']:.4g} ± {summary['ks_std']:.2g}" in caplog.text
 
 
 def test_a_population_resumes_where_it_stopped(tmp_path):

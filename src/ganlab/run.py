@@ -376,10 +376,14 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     finals = [m.finish(wall, first_iteration_s, startup_s, placement) for m in members if not m.failed]
     if not finals:
         raise Diverged(f"every copy of the population diverged; see {run_dir}/seed_*/failure.txt")
-    if population > 1:
-        write_population_summary(run_dir, members, wall, first_iteration_s, startup_s)
-    log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                             for k, v in finals[0].items()), wall)
+    if population == 1:
+        log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                 for k, v in finals[0].items()), wall)
+    else:  # the copies' mean and spread, as metrics.json has them; each copy's row is in summary.md
+        summary = write_population_summary(run_dir, members, wall, first_iteration_s, startup_s)
+        spread = ", ".join(f"{k} {summary[k]:.4g} ± {summary[f'{k}_std']:.2g}" for k in finals[0] if k != "iteration")
+        log.info("final: %d copies (%d failed), iteration %d, %s (%.1f s; each copy in %s)", summary["copies"],
+                 summary["failed"], summary["iteration"], spread, wall, run_dir / "summary.md")
     return population_metric(cfg, finals)
 
 
@@ -396,9 +400,10 @@ def population_metric(cfg: DictConfig, finals: list[dict]) -> float:
 
 
 def write_population_summary(run_dir: Path, members: list[Member], wall: float, first_iteration_s: float,
-                             startup_s: float | None) -> None:
+                             startup_s: float | None) -> dict:
     """metrics.json (mean and standard deviation of every final metric over the copies that
-    finished, so a sweep of populations reads like a sweep of runs) and summary.md (a row a copy)."""
+    finished, so a sweep of populations reads like a sweep of runs) and summary.md (a row a copy);
+    returns metrics.json's "final"."""
     finished = [m for m in members if not m.failed]
     rows = [{"seed": m.cfg.seed, **{k: v for k, v in m.history[-1].items() if k != "iteration"}}
             for m in finished]
@@ -418,6 +423,7 @@ def write_population_summary(run_dir: Path, members: list[Member], wall: float, 
         + markdown_table(rows, ["seed", *keys]) + "\n\n"
         + markdown_table([{"": "mean", **{k: final[k] for k in keys}},
                           {"": "std", **{k: final[f"{k}_std"] for k in keys}}], ["", *keys]) + "\n")
+    return final
 
 
 def main_metric(cfg: DictConfig, metrics: dict) -> float:
