@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ganlab.config import register_configs, validate
+from ganlab.config import count_as_given, register_configs, validate
 from ganlab.errors import UserError, fail, run_reporting_user_errors
 
 register_configs(Path(__file__).resolve().parent / "experiments")
@@ -22,6 +22,8 @@ register_configs(Path(__file__).resolve().parent / "experiments")
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     try:
+        for note in count_as_given(cfg, HydraConfig.get().overrides.task):
+            logging.getLogger("ganlab").info(note)
         validate(cfg)
         from ganlab.run import Diverged, train  # torch loads only once the config is known to be valid
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, compose_cfg, run_cli
-from ganlab.config import ConfigError, validate
+from ganlab.config import ConfigError, count_as_given, validate
 
 GROUP_OPTIONS = [(group.name, path.stem)
                  for group in sorted((ROOT / "conf").iterdir()) if group.is_dir() and group.name != "hydra"
@@ -66,6 +66,7 @@ BAD_COMMAND_LINES = [
     (["optimizer=sgd_nesterov", "optimizer.d.momentum=0"], "optimizer.d.momentum"),
     (["optimizer=rmsprop"], "optimizer/rmsprop"),
     (["experiment=nope"], "experiment/nope"),
+    (["dataset=mnist", "train.iterations=60", "train.epochs=3"], "train.epochs"),
 ]
 
 
@@ -86,3 +87,14 @@ def test_sweep_job_names_stay_readable_and_short():
     assert job_dirname("optimizer.d.lr=0.0011701414134690253,seed=1") == "optimizer.d.lr=0.00117,seed=1"
     long = job_dirname("train.iterations=1000," * 20)
     assert len(long) == 150 and long != job_dirname("train.iterations=1001," * 20)
+
+
+def test_a_length_given_in_iterations_sets_aside_the_recipes_epochs():
+    given = ["dataset=mnist", "train.iterations=60"]
+    cfg = compose_cfg(given)
+    assert (cfg.train.epochs, cfg.train.eval_every_epochs) == (15, 5)  # the MNIST recipe counts in epochs
+    notes = count_as_given(cfg, given)
+    assert (cfg.train.iterations, cfg.train.epochs, cfg.train.eval_every_epochs) == (60, 0, 5)
+    assert len(notes) == 1 and "train.epochs=15" in notes[0]
+    cfg = compose_cfg(["dataset=mnist", "train.epochs=2"])
+    assert count_as_given(cfg, ["dataset=mnist", "train.epochs=2"]) == [] and cfg.train.epochs == 2

@@ -126,6 +126,16 @@ def test_mnist_run_logs_digit_grids_and_metrics(train_tiny):
     assert {"fd", "score", "coverage", "class_kl"} <= set(final)
 
 
+def test_iterations_on_the_command_line_override_the_recipes_epochs(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("dataset=mnist", "train.iterations=3", "train.eval_every=3", "dataset.n_train=64",
+                     "dataset.eval_samples=32", "train.progress=false", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    assert "counting in iterations, not the config's train.epochs=15" in (run_dir / "train.log").read_text()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert [h["iteration"] for h in metrics["history"]] == [3]
+
+
 def test_seed_mnist_preset_runs_in_epochs_and_saves_losses_and_weights(train_tiny):
     run_dir = train_tiny("experiment=seed_mnist", *TINY, "dataset.n_train=64",
                          "dataset.eval_samples=16", "train.batch_size=16", "train.epochs=2",

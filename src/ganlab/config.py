@@ -235,3 +235,27 @@ def validate(cfg: DictConfig) -> None:
     if cfg.dataset.name == "normal" and (cfg.train.epochs or cfg.train.eval_every_epochs):
         fail("train.epochs", "needs a finite dataset (normal draws fresh samples every step)",
              "give the length with train.iterations and train.eval_every")
+
+
+# Lengths that can be given in iterations or in epochs (the MNIST recipes count in epochs, and
+# epochs win when both are set).
+_LENGTHS = (("train.iterations", "train.epochs"), ("train.eval_every", "train.eval_every_epochs"))
+
+
+def count_as_given(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """A length given on the command line in iterations sets aside the config's length in
+    epochs, so that `dataset=mnist train.iterations=60` trains 60 iterations instead of the
+    recipe's 15 epochs. Both given at once is a ConfigError. Returns a note per change, for the log."""
+    given = {override.split("=", 1)[0].lstrip("+~") for override in overrides}
+    notes = []
+    for in_iterations, in_epochs in _LENGTHS:
+        epochs = OmegaConf.select(cfg, in_epochs)
+        if in_iterations not in given or not epochs:
+            continue
+        if in_epochs in given:
+            raise ConfigError(f"{in_iterations} and {in_epochs}={epochs} are both given; give one of them "
+                              f"(or {in_epochs}=0 to count in iterations)")
+        OmegaConf.update(cfg, in_epochs, 0)
+        notes.append(f"{in_iterations}={OmegaConf.select(cfg, in_iterations)} from the command line: "
+                     f"counting in iterations, not the config's {in_epochs}={epochs}")
+    return notes
