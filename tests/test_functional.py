@@ -9,6 +9,7 @@ import torch
 
 from conftest import TINY, compose_cfg, read_events
 from ganlab import checkpoint, functional, loop
+from ganlab.config import ConfigError
 from ganlab.models import noise_sampler
 from ganlab.run import build_gan, train
 from ganlab.streams import stream
@@ -114,6 +115,8 @@ def test_a_population_is_k_single_runs_each_its_own_tensorboard_run(tmp_path, ca
     ks = [final(population / f"seed_{s}")["ks"] for s in (5, 6, 7)]
     assert summary["copies"] == 3 and summary["ks"] == pytest.approx(sum(ks) / 3)
     assert "| seed |" in (population / "summary.md").read_text()
+    with pytest.raises(checkpoint.CheckpointError, match="holds a population.*seed_5"):
+        checkpoint.last_in(population)  # generate.py run=POPULATION: the user hears to give one copy
     # The console's last line is the population's, not its first copy's
     assert "final: 3 copies (0 failed), iteration 40," in caplog.text
     assert f"ks {summary['ks']:.4g} ± {summary['ks_std']:.2g}" in caplog.text
@@ -124,6 +127,11 @@ def test_a_population_resumes_where_it_stopped(tmp_path):
     train(compose_cfg([*args, "train.iterations=40"]), run_dir=tmp_path / "long")
     train(compose_cfg([*args, "train.iterations=20"]), run_dir=tmp_path / "short")
     checkpoint.check_resumable(tmp_path / "short")  # what train.py checks before Hydra starts
+    single = [a for a in args if a != "train.population=2"]
+    with pytest.raises(ConfigError, match="population of 2 copies .*train.population=2"):
+        train(compose_cfg([*single, f"resume={tmp_path / 'short'}"]))
+    with pytest.raises(ConfigError, match="single run, not a population"):
+        train(compose_cfg([*args, f"resume={tmp_path / 'short' / 'seed_0'}"]))
     train(compose_cfg([*args, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
     for seed in (0, 1):
         a, b = final(tmp_path / "long" / f"seed_{seed}"), final(tmp_path / "short" / f"seed_{seed}")

@@ -62,7 +62,12 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0) -> Path:
 
 def last_in(run_dir: Path) -> Path:
     """run_dir/checkpoints/last.pt; a CheckpointError when there is none."""
-    path = Path(run_dir).expanduser() / "checkpoints" / LAST
+    run_dir = Path(run_dir).expanduser()
+    path = run_dir / "checkpoints" / LAST
+    copies = sorted(run_dir.glob(f"seed_*/checkpoints/{LAST}"))
+    if not path.is_file() and copies:  # a population's directory: its copies are the runs
+        raise CheckpointError(f"{path}: no checkpoint there; {run_dir} holds a population, "
+                              f"each copy a run of its own: give one, e.g. {copies[0].parent.parent}")
     require(path)
     return path
 

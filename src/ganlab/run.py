@@ -285,6 +285,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     memory.keep_freed_memory()
     check_fused(cfg, placement)
     population = cfg.train.population
+    if cfg.resume:
+        check_same_shape(run_dir, population)
     if population == 1:
         members = [Member(cfg, run_dir, placement)]
     else:
@@ -385,6 +387,18 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         log.info("final: %d copies (%d failed), iteration %d, %s (%.1f s; each copy in %s)", summary["copies"],
                  summary["failed"], summary["iteration"], spread, wall, run_dir / "summary.md")
     return population_metric(cfg, finals)
+
+
+def check_same_shape(run_dir: Path, population: int) -> None:
+    """resume= of a population needs its train.population, and of a single run none."""
+    copies = sorted((p.name for p in run_dir.glob("seed_*") if (p / "checkpoints").is_dir()),
+                    key=lambda name: int(name.split("_")[1]))
+    if population == 1 and copies and not (run_dir / "checkpoints").is_dir():
+        raise ConfigError(f"{run_dir} holds a population of {len(copies)} copies ({copies[0]} to {copies[-1]}); "
+                          f"resume it with the command that started it (train.population={len(copies)} included), "
+                          f"or one copy with resume={run_dir / copies[0]}")
+    if population > 1 and not copies:
+        raise ConfigError(f"{run_dir} holds a single run, not a population; resume it without train.population")
 
 
 def member_config(cfg: DictConfig, seed: int) -> DictConfig:
