@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,8 +12,10 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, TINY, read_events, run_cli
+from ganlab.config import ConfigError
 from ganlab.data import mnist
 from ganlab.data.mnist import DataError, load_mnist, read_idx, write_idx
+from ganlab.generate import main as generate_main
 
 SHARED_CSV = ROOT.parent / "shared" / "data" / "mnist_5k.csv.gz"
 MNIST_TINY = [*TINY, "dataset=mnist", "dataset.n_train=64", "dataset.eval_samples=32",
@@ -188,3 +191,23 @@ def test_classifier_is_accurate_and_metrics_separate_real_from_noise():
     assert real["fd"] < 0.1 * noise["fd"]
     assert real["score"] > 8 and real["coverage"] == 10
     assert noise["score"] < 3
+
+
+@pytest.mark.parametrize("argv,words", [
+    ([], "run= is missing"),
+    (["run=x", "num_samples=abc"], "num_samples='abc' is not a valid num_samples"),
+    (["run=x", "bogus=1"], "'bogus' is not an option of generate.py"),
+])
+def test_generate_bad_arguments_name_the_argument(argv, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        generate_main(argv)
+
+
+def test_generate_help_and_unwritable_out(train_tiny, tmp_path, capsys):
+    generate_main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: python generate.py run=RUN_DIR")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_cli(f"run={train_tiny(name='n')}", f"out={blocker / 'samples'}", script="generate.py")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "choose another out=PATH" in result.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
 from ganlab import checkpoint
 from ganlab.config import ConfigError
@@ -40,7 +41,6 @@ def generate(args: GenerateConfig) -> tuple[Path, Path]:
     cfg, G = load_generator(Path(args.run))
     gen = torch.Generator().manual_seed(args.seed)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if cfg.dataset.name == "normal":
         vectors = -(-args.num_samples // cfg.dataset.sample_size)
         samples = G(sample_noise(cfg.model, cfg.dataset, vectors, gen)).flatten()[: args.num_samples]
@@ -52,13 +52,41 @@ def generate(args: GenerateConfig) -> tuple[Path, Path]:
         images = torch.cat([G(z) for z in sample_noise(cfg.model, cfg.dataset, args.num_samples, gen).split(500)])
         array = images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)[:, 0].numpy()
         picture = image_grid(images, nrow=int(np.ceil(np.sqrt(args.num_samples))))
-    np.save(out.with_suffix(".npy"), array)
-    picture.save(out.with_suffix(".png"))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out.with_suffix(".npy"), array)
+        picture.save(out.with_suffix(".png"))
+    except OSError as error:
+        raise ConfigError(f"cannot write {out} ({error.strerror}); choose another out=PATH") from None
     return out.with_suffix(".npy"), out.with_suffix(".png")
 
 
+USAGE = """usage: python generate.py run=RUN_DIR [num_samples=64] [seed=0] [out=samples]
+
+Samples from a run written by train.py (its averaged G where it kept one) and writes OUT.npy
+(MNIST: uint8 N x 28 x 28; normal: float32 N values) and OUT.png (a digit grid, or the samples'
+histogram against the target). Same run, same seed, same samples."""
+
+
+def parse(argv: list[str]) -> GenerateConfig:
+    """key=value arguments into a GenerateConfig; a mistake is a ConfigError naming the key."""
+    try:
+        args = OmegaConf.merge(OmegaConf.structured(GenerateConfig), OmegaConf.from_cli(argv))
+        return OmegaConf.to_object(args)
+    except MissingMandatoryValue:
+        raise ConfigError("run= is missing; give the directory of a run written by train.py, "
+                          "e.g. run=outputs/DATE/TIME") from None
+    except ConfigKeyError as error:
+        raise ConfigError(f"{error.key!r} is not an option of generate.py; the options are "
+                          f"run, num_samples, seed, out (python generate.py --help)") from None
+    except ValidationError as error:
+        raise ConfigError(f"{error.full_key}={error.value!r} is not a valid {error.full_key}; "
+                          "num_samples and seed take integers, run and out paths") from None
+
+
 def main(argv: list[str]) -> None:
-    args = OmegaConf.merge(OmegaConf.structured(GenerateConfig), OmegaConf.from_cli(argv))
-    OmegaConf.to_object(args)  # raises MissingMandatoryValue when run= is not given
-    npy, png = generate(args)
+    if {"-h", "--help"} & set(argv):
+        print(USAGE)
+        return
+    npy, png = generate(parse(argv))
     print(f"wrote {npy} and {png}")
