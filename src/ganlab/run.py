@@ -315,6 +315,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         nonlocal finite, first_iteration_s
         if first_iteration_s is None:
             first_iteration_s = time.perf_counter() - t0
+            progress.restart_clock(it)
             if first.t.compile:
                 log.info("compiled in %.1f s", first_iteration_s)
         # NaN guard without a host sync: the flag is read only when something is due below.
