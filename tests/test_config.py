@@ -98,3 +98,10 @@ def test_a_length_given_in_iterations_sets_aside_the_recipes_epochs():
     assert len(notes) == 1 and "train.epochs=15" in notes[0]
     cfg = compose_cfg(["dataset=mnist", "train.epochs=2"])
     assert count_as_given(cfg, ["dataset=mnist", "train.epochs=2"]) == [] and cfg.train.epochs == 2
+
+
+def test_help_says_how_to_run_and_lists_the_options():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("ganlab: train a GAN as configured.")
+    assert "experiment: mnist_cpu, seed_mnist, seed_normal" in result.stdout
