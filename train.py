@@ -49,16 +49,23 @@ def settle_garbage_collector() -> None:
         gc.enable()
 
 
-def check_resume_target(argv: list[str]) -> None:
-    """A resume= without a checkpoint fails before Hydra creates that directory."""
-    for arg in argv:
-        if arg.startswith("resume=") and arg != "resume=null":
-            from ganlab.checkpoint import CheckpointError, check_resumable
+def check_run_dir(argv: list[str]) -> None:
+    """Before Hydra writes into the run directory: a resume= needs a checkpoint there, and a
+    hydra.run.dir= given for a new run must not hold an earlier run (run.py checks every run's,
+    sweeps' jobs included, but by then Hydra has replaced the directory's .hydra/)."""
+    given = dict(arg.split("=", 1) for arg in argv if "=" in arg)
+    resume = given.get("resume", "null")
+    if resume == "null" and ("hydra.run.dir" not in given or {"-m", "--multirun"} & set(argv)):
+        return
+    from ganlab.checkpoint import CheckpointError, check_resumable, check_unused
 
-            try:
-                check_resumable(arg.split("=", 1)[1])
-            except CheckpointError as error:
-                fail(error)
+    try:
+        if resume != "null":
+            check_resumable(resume)
+        else:
+            check_unused(given["hydra.run.dir"])
+    except CheckpointError as error:
+        fail(error)
 
 
 if __name__ == "__main__":
@@ -69,7 +76,7 @@ if __name__ == "__main__":
     # of the run is closed, and the exit handlers registered before this one still run.
     gc.disable()
     atexit.register(gc.freeze)
-    check_resume_target(sys.argv[1:])
+    check_run_dir(sys.argv[1:])
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun, rank 0 alone writes a run directory
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra.run.dir=."]
     run_reporting_user_errors(main)

@@ -3,6 +3,7 @@
 import json
 import time
 
+import pytest
 import torch
 
 from conftest import TINY, read_events, run_cli
@@ -67,6 +68,23 @@ def test_train_py_runs_from_the_command_line(tmp_path):
     # shutdown): the log file's last line and the last evaluation in TensorBoard.
     assert "final:" in (tmp_path / "train.log").read_text().strip().splitlines()[-1]
     assert read_events(tmp_path).Scalars("eval/ks")[-1].step == 40
+    # The same command again would write over this run: refused before Hydra touches the directory
+    kept = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    again = run_cli(*TINY, "seed=1", f"hydra.run.dir={tmp_path}")
+    assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+        f"ganlab: error: {tmp_path} already holds a run (checkpoints/last.pt); continue it with "
+        f"resume={tmp_path}, or write this one elsewhere (hydra.run.dir=DIR; hydra.sweep.dir=DIR with -m)"]
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == kept
+
+
+def test_a_new_run_never_writes_into_an_earlier_ones_directory(train_tiny):
+    run_dir = train_tiny(name="run")  # in-process, as each job of a sweep runs
+    with pytest.raises(checkpoint.CheckpointError, match="already holds a run"):
+        train_tiny(name="run")
+    for name in ("metrics.json", "checkpoints"):  # a run that crashed before its first checkpoint
+        (run_dir / name).rename(run_dir.parent / name)
+    with pytest.raises(checkpoint.CheckpointError, match=r"already holds a run \(events.out.tfevents.*remove it"):
+        train_tiny(name="run")
 
 
 def test_a_run_without_hydra_run_dir_writes_under_outputs(tmp_path):

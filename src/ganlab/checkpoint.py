@@ -79,6 +79,19 @@ def check_resumable(run_dir: Path) -> None:
         last_in(directory)
 
 
+def check_unused(run_dir: Path) -> None:
+    """A new run never writes over an earlier one's checkpoints, metrics or TensorBoard curves."""
+    run_dir = Path(run_dir).expanduser()
+    earlier = [path for directory in (run_dir, *run_dir.glob("seed_*"))
+               for path in (directory / "checkpoints" / LAST, directory / "metrics.json",
+                            *directory.glob("events.out.tfevents.*")) if path.exists()]
+    if earlier:
+        resumable = any(path.name == LAST for path in earlier)
+        fix = f"continue it with resume={run_dir}" if resumable else "remove it"
+        raise CheckpointError(f"{run_dir} already holds a run ({earlier[0].relative_to(run_dir)}); {fix}, "
+                              "or write this one elsewhere (hydra.run.dir=DIR; hydra.sweep.dir=DIR with -m)")
+
+
 def require(path: Path) -> None:
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: no checkpoint there; give the directory of a run written by train.py")

@@ -287,6 +287,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     population = cfg.train.population
     if cfg.resume:
         check_same_shape(run_dir, population)
+    elif placement.is_main:
+        checkpoint.check_unused(run_dir)
     if population == 1:
         members = [Member(cfg, run_dir, placement)]
     else:
