@@ -60,29 +60,33 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0) -> Path:
     return directory / LAST
 
 
+def copies_in(run_dir: Path) -> list[Path]:
+    """A population's directory holds a run a copy, seed_N/ (by seed); [] for any other directory."""
+    copies = [path for path in Path(run_dir).expanduser().glob("seed_*") if path.name[5:].isdigit()]
+    return sorted(copies, key=lambda path: int(path.name[5:]))
+
+
 def last_in(run_dir: Path) -> Path:
     """run_dir/checkpoints/last.pt; a CheckpointError when there is none."""
     run_dir = Path(run_dir).expanduser()
     path = run_dir / "checkpoints" / LAST
-    copies = sorted(run_dir.glob(f"seed_*/checkpoints/{LAST}"))
-    if not path.is_file() and copies:  # a population's directory: its copies are the runs
+    if not path.is_file() and copies_in(run_dir):  # its copies are the runs
         raise CheckpointError(f"{path}: no checkpoint there; {run_dir} holds a population, "
-                              f"each copy a run of its own: give one, e.g. {copies[0].parent.parent}")
+                              f"each copy a run of its own: give one, e.g. {copies_in(run_dir)[0]}")
     require(path)
     return path
 
 
 def check_resumable(run_dir: Path) -> None:
-    """A run directory, or a population's (a run a copy in seed_N/), with checkpoints to continue."""
-    run_dir = Path(run_dir).expanduser()
-    for directory in sorted(run_dir.glob("seed_*/")) or [run_dir]:
+    """A run directory, or a population's, with checkpoints to continue."""
+    for directory in copies_in(run_dir) or [run_dir]:
         last_in(directory)
 
 
 def check_unused(run_dir: Path) -> None:
     """A new run never writes over an earlier one's checkpoints, metrics or TensorBoard curves."""
     run_dir = Path(run_dir).expanduser()
-    earlier = [path for directory in (run_dir, *run_dir.glob("seed_*"))
+    earlier = [path for directory in (run_dir, *copies_in(run_dir))
                for path in (directory / "checkpoints" / LAST, directory / "metrics.json",
                             *directory.glob("events.out.tfevents.*")) if path.exists()]
     if earlier:

@@ -394,12 +394,11 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
 
 def check_same_shape(run_dir: Path, population: int) -> None:
     """resume= of a population needs its train.population, and of a single run none."""
-    copies = sorted((p.name for p in run_dir.glob("seed_*") if (p / "checkpoints").is_dir()),
-                    key=lambda name: int(name.split("_")[1]))
+    copies = checkpoint.copies_in(run_dir)
     if population == 1 and copies and not (run_dir / "checkpoints").is_dir():
-        raise ConfigError(f"{run_dir} holds a population of {len(copies)} copies ({copies[0]} to {copies[-1]}); "
-                          f"resume it with the command that started it (train.population={len(copies)} included), "
-                          f"or one copy with resume={run_dir / copies[0]}")
+        raise ConfigError(f"{run_dir} holds a population of {len(copies)} copies ({copies[0].name} to "
+                          f"{copies[-1].name}); resume it with the command that started it "
+                          f"(train.population={len(copies)} included), or one copy with resume={copies[0]}")
     if population > 1 and not copies:
         raise ConfigError(f"{run_dir} holds a single run, not a population; resume it without train.population")
 
