@@ -9,8 +9,10 @@ from pathlib import Path
 from ganlab.summary import collect, markdown
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
+    if len(sys.argv) != 2:
         sys.exit("usage: python experiments/summarize.py RUNS_DIR")
+    if not Path(sys.argv[1]).is_dir():
+        sys.exit(f"{sys.argv[1]} is not a directory; give the directory of a sweep or of several runs")
     rows = collect(Path(sys.argv[1]))
     if not rows:
         sys.exit(f"no metrics.json below {sys.argv[1]}: did the runs finish?")
