@@ -83,22 +83,25 @@ def download(root: Path) -> None:
         target = root / name
         if target.exists() and md5(target) == expected:
             continue
+        failures = []
         for mirror in MIRRORS:
             tmp = target.with_suffix(".part")
             try:
                 log.info("downloading %s%s", mirror, name)
                 urllib.request.urlretrieve(mirror + name, tmp)
             except OSError as error:
+                failures.append(f"{mirror}: {getattr(error, 'reason', error)}")
                 log.warning("%s%s: %s", mirror, name, error)
                 continue
             if md5(tmp) == expected:
                 tmp.replace(target)
                 break
             tmp.unlink()
+            failures.append(f"{mirror}: checksum mismatch, file discarded")
             log.warning("%s%s: checksum mismatch, file discarded", mirror, name)
         else:
-            raise DataError(f"{name}: could not be downloaded with a valid checksum from any mirror; "
-                            f"put the MNIST files in {root} by hand")
+            raise DataError(f"{name}: could not be downloaded with a valid checksum from any mirror "
+                            f"({'; '.join(failures)}); put the MNIST files in {root} by hand")
 
 
 def load_mnist(root: str | None, download_missing: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
