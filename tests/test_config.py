@@ -52,10 +52,11 @@ def test_d_and_g_optimizers_are_separately_overridable():
     ("optimizer.g.lr=-0.001", "optimizer.g.lr"),
     ("train.g_ema=1.5", "train.g_ema"),
     ("train.loss=wgan", "train.loss"),
+    ("dataset=mnist dataset.eval_samples=1", "dataset.eval_samples"),
 ])
 def test_validate_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate(compose_cfg([override]))
+        validate(compose_cfg(override.split()))
 
 
 BAD_COMMAND_LINES = [

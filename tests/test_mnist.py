@@ -56,6 +56,18 @@ def test_shipped_subset_is_real_mnist():
     assert "mnist_subset" in source
 
 
+def test_asking_for_more_digits_than_there_are_says_so(caplog):
+    from omegaconf import OmegaConf
+
+    from ganlab.data import build_sampler
+
+    dataset = OmegaConf.create({"name": "mnist", "root": None, "download": False, "n_train": 60000, "shuffle": True})
+    with caplog.at_level("INFO", logger="ganlab"):
+        sampler = build_sampler(dataset, torch.Generator())
+    assert len(sampler.data) == 5000
+    assert "dataset.n_train=60000 asks for more digits than" in caplog.text and "all 5000 are used" in caplog.text
+
+
 def corrupt(root, images, labels, case):
     name = root / "train-images-idx3-ubyte.gz"
     if case == "truncated":

@@ -17,6 +17,9 @@ def build_sampler(dataset: DictConfig, generator: torch.Generator):
     if dataset.name == "normal":
         return NormalSampler(dataset.mean, dataset.std, dataset.sample_size, generator)
     images, _, source = load_mnist(dataset.root, dataset.download)
+    if dataset.n_train > len(images):
+        log.warning("dataset.n_train=%d asks for more digits than %s holds: all %d are used",
+                    dataset.n_train, source, len(images))
     if dataset.n_train:
         images = images[: dataset.n_train]
     log.info("MNIST: %d training digits from %s", len(images), source)
