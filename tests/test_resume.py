@@ -117,6 +117,11 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
     assert state["iteration"] >= 1 and f"at iteration {state['iteration'] + 1} " in str(info.value)
     assert all(torch.isfinite(t).all() for t in [*state["G"].values(), *state["D"].values()])
+    assert "last.pt keeps the last good state" in str(info.value)
+    # Diverged before any checkpoint was due: the message does not point at a file that is not there
+    cfg.train.checkpoint_every = 1000
+    with pytest.raises(Diverged, match=r"no checkpoint was due before it \(train.checkpoint_every\)"):
+        train(cfg, run_dir=tmp_path / "early")
 
 
 class RunsCode:

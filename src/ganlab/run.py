@@ -182,8 +182,11 @@ class Member:
             losses = ", ".join(f"{net.upper()} {stats[f'loss/{net}'].item():.4g}" for net in ("d", "g"))
             when = (f"at iteration {it}" if it == self.last_checked + 1
                     else f"between iterations {self.last_checked + 1} and {it}")
-            raise Diverged(f"the losses became NaN or infinite {when} (now {losses}); {self.run_dir}/checkpoints/last.pt keeps the last "
-                           "good state; lower the learning rates or set train.r1_gamma")
+            last = self.run_dir / "checkpoints" / checkpoint.LAST
+            kept = (f"{last} keeps the last good state" if last.exists()
+                    else "no checkpoint was due before it (train.checkpoint_every)")
+            raise Diverged(f"the losses became NaN or infinite {when} (now {losses}); {kept}; "
+                           "lower the learning rates or set train.r1_gamma")
         self.last_checked = it
 
     def after(self, it: int, stats: dict[str, torch.Tensor], finite: bool, stop_requested: bool = False) -> None:
