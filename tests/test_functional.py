@@ -13,6 +13,7 @@ from ganlab.config import ConfigError
 from ganlab.models import noise_sampler
 from ganlab.run import build_gan, train
 from ganlab.streams import stream
+from ganlab.summary import collect
 
 MNIST = ["dataset=mnist", "dataset.n_train=64", "dataset.eval_samples=16"]
 CASES = {
@@ -115,6 +116,8 @@ def test_a_population_is_k_single_runs_each_its_own_tensorboard_run(tmp_path, ca
     ks = [final(population / f"seed_{s}")["ks"] for s in (5, 6, 7)]
     assert summary["copies"] == 3 and summary["ks"] == pytest.approx(sum(ks) / 3)
     assert "| seed |" in (population / "summary.md").read_text()
+    # experiments/summarize.py lists the copies, not their mean as one more run
+    assert [row["run"] for row in collect(population)] == ["seed_5", "seed_6", "seed_7"]
     with pytest.raises(checkpoint.CheckpointError, match="holds a population.*seed_5"):
         checkpoint.last_in(population)  # generate.py run=POPULATION: the user hears to give one copy
     # The console's last line is the population's, not its first copy's

@@ -11,12 +11,16 @@ COLUMNS = ("mean", "std", "ks", "w1")
 
 
 def collect(root: Path) -> list[dict]:
-    """One row per run directory below `root` that finished (has a metrics.json)."""
+    """One row per run directory below `root` that finished (has a metrics.json); a population's
+    copies are runs of their own, and its own metrics.json (their mean) is left out."""
     rows = []
     for metrics_path in sorted(Path(root).rglob("metrics.json")):
         run_dir = metrics_path.parent
+        metrics = json.loads(metrics_path.read_text())
+        if "copies" in metrics:
+            continue
         row = {"run": str(run_dir.relative_to(root)) or "."}
-        row |= json.loads(metrics_path.read_text())["final"]
+        row |= metrics["final"]
         timing = run_dir / "timing.json"
         if timing.exists():
             row["wall_s"] = json.loads(timing.read_text())["wall_time_s"]
