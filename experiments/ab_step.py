@@ -30,7 +30,7 @@ from benchmark import ROOT, compose_config  # noqa: E402
 from ganlab import functional  # noqa: E402
 from ganlab.distributed import Placement  # noqa: E402
 from ganlab.memory import keep_freed_memory  # noqa: E402
-from ganlab.run import Member, member_config  # noqa: E402
+from ganlab.run import build_members  # noqa: E402
 from ganlab.streams import Together  # noqa: E402
 
 
@@ -49,8 +49,7 @@ def functional_at(revision: str, directory: Path):
 
 def step_of(module, cfg, run_dir: Path):
     """One iteration of cfg's GAN (or population) with `module`'s FusedIteration, as build_step makes it."""
-    members = [Member(member_config(cfg, cfg.seed + k), run_dir / str(k), Placement(torch.device("cpu")))
-               for k in range(cfg.train.population)]
+    members = build_members(cfg, run_dir, Placement(torch.device("cpu")))
     fused = module.FusedIteration([m.gan for m in members], compile=cfg.train.compile)
     real, noise = Together([m.real for m in members]), Together([m.noise for m in members])
     t = cfg.train

@@ -26,7 +26,7 @@ from benchmark import compose_config, timed  # noqa: E402
 
 from ganlab.distributed import Placement  # noqa: E402
 from ganlab.memory import keep_freed_memory  # noqa: E402
-from ganlab.run import Member, build_step, member_config  # noqa: E402
+from ganlab.run import build_members, build_step  # noqa: E402
 
 
 def main(overrides: list[str], iterations: int = 5, rows: int = 25) -> None:
@@ -36,8 +36,7 @@ def main(overrides: list[str], iterations: int = 5, rows: int = 25) -> None:
     torch._inductor.config.cpp.enable_kernel_profile = True
     cfg = compose_config([*overrides, "dataset.eval_samples=16"])
     with tempfile.TemporaryDirectory() as tmp:
-        members = [Member(member_config(cfg, cfg.seed + k), Path(tmp) / str(k), Placement(torch.device("cpu")))
-                   for k in range(cfg.train.population)]
+        members = build_members(cfg, Path(tmp), Placement(torch.device("cpu")))
         step = build_step(members)
         seconds = timed(step, iterations, warmup=2)
         with profile(record_shapes=True) as prof:

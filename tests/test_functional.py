@@ -3,6 +3,7 @@ gives the plain loop's losses and weights, and a population of K gives K single 
 
 import json
 import logging
+import statistics
 
 import pytest
 import torch
@@ -116,6 +117,20 @@ def test_a_population_is_k_single_runs_each_its_own_tensorboard_run(tmp_path, ca
     ks = [final(population / f"seed_{s}")["ks"] for s in (5, 6, 7)]
     assert summary["copies"] == 3 and summary["ks"] == pytest.approx(sum(ks) / 3)
     assert "| seed |" in (population / "summary.md").read_text()
+    # The spread over the copies at every evaluation: in metrics.json, and as a TensorBoard run
+    # of its own (the mean among the copies' curves, mean ± std as a Custom Scalars band)
+    histories = [json.loads((population / f"seed_{s}" / "metrics.json").read_text())["history"] for s in (5, 6, 7)]
+    spread = json.loads((population / "metrics.json").read_text())["history"]
+    assert [h["iteration"] for h in spread] == [h["iteration"] for h in histories[0]] == [20, 40]
+    for at, entries in zip(spread, zip(*histories)):
+        values = [e["ks"] for e in entries]
+        assert at["copies"] == 3 and at["ks"] == pytest.approx(statistics.fmean(values))
+        assert at["ks_std"] == pytest.approx(statistics.stdev(values))
+    events = read_events(population / "population")
+    assert [e.value for e in events.Scalars("eval/ks")] == pytest.approx([h["ks"] for h in spread])
+    assert [e.value for e in events.Scalars("eval_band/ks_upper")] == pytest.approx(
+        [h["ks"] + h["ks_std"] for h in spread])
+    assert "custom_scalars__config__" in events.Tags()["tensors"]
     # experiments/summarize.py lists the copies, not their mean as one more run
     assert [row["run"] for row in collect(population)] == ["seed_5", "seed_6", "seed_7"]
     with pytest.raises(checkpoint.CheckpointError, match="holds a population.*seed_5"):
@@ -139,6 +154,11 @@ def test_a_population_resumes_where_it_stopped(tmp_path):
     for seed in (0, 1):
         a, b = final(tmp_path / "long" / f"seed_{seed}"), final(tmp_path / "short" / f"seed_{seed}")
         assert all(a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5) for k in a)
+    # The population's own curve goes on where it stopped, one point an evaluation
+    long, short = (json.loads((tmp_path / name / "metrics.json").read_text())["history"] for name in ("long", "short"))
+    assert [h["iteration"] for h in short] == [h["iteration"] for h in long] == [20, 40]
+    assert short[-1]["ks"] == pytest.approx(long[-1]["ks"], rel=1e-4, abs=1e-5)
+    assert [e.step for e in read_events(tmp_path / "short" / "population").Scalars("eval/ks")] == [20, 40]
 
 
 @pytest.mark.slow

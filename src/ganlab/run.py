@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from ganlab import checkpoint, distributed, functional, loop, memory
 from ganlab.checkpoint import CheckpointError
@@ -28,7 +27,8 @@ from ganlab.metrics import build_evaluator
 from ganlab.models import build_models, noise_sampler, noise_size, sample_noise
 from ganlab.progress import Progress
 from ganlab.streams import Prefetched, Together, chunk_for, stream
-from ganlab.summary import markdown_table
+from ganlab.population import Spread, check_same_shape, member_config
+from ganlab.summary import write_json
 from ganlab.sweep import fair_threads, flat_hparams
 from ganlab.tb_logger import TBLogger
 
@@ -248,10 +248,6 @@ def process_age() -> float | None:
         return None
 
 
-def write_json(path: Path, value: dict) -> None:
-    path.write_text(json.dumps(value, indent=1))
-
-
 def build_step(members: list[Member]):
     """The function that runs one iteration of every member: the plain loop, or the fused one
     (compiled with train.compile, vmapped over the copies with train.population)."""
@@ -277,6 +273,14 @@ def check_fused(cfg: DictConfig, placement: Placement) -> None:
                           "update running statistics per copy); use it with dataset=normal")
 
 
+def build_members(cfg: DictConfig, run_dir: Path, placement: Placement) -> list[Member]:
+    """The run's one GAN, or a population's copies, each a run in run_dir/seed_N."""
+    if cfg.train.population == 1:
+        return [Member(cfg, run_dir, placement)]
+    return [Member(member_config(cfg, seed), run_dir / f"seed_{seed}", placement)
+            for seed in range(cfg.seed, cfg.seed + cfg.train.population)]
+
+
 def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     """Train one GAN as configured (or continue `cfg.resume`), or train.population copies of it
     with consecutive seeds; return the final main metric (KS for normal, FD for MNIST), the
@@ -292,11 +296,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         check_same_shape(run_dir, population)
     elif placement.is_main:
         checkpoint.check_unused(run_dir)
-    if population == 1:
-        members = [Member(cfg, run_dir, placement)]
-    else:
-        members = [Member(member_config(cfg, cfg.seed + k), run_dir / f"seed_{cfg.seed + k}", placement)
-                   for k in range(population)]
+    members = build_members(cfg, run_dir, placement)
     first = members[0]
     iterations, start = first.iterations, min(m.start for m in members)
     if any(m.start != start for m in members):
@@ -308,6 +308,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         return population_metric(cfg, [m.history[-1] for m in members])
     if start:
         log.info("resuming %s at iteration %d of %d", run_dir, start, iterations)
+    spread = Spread(run_dir, members, start, enabled=placement.is_main) if population > 1 else None
     step = build_step(members)
     log_every = first.t.log_every
     progress = Progress(iterations, start=start, enabled=cfg.train.progress and placement.is_main)
@@ -345,6 +346,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
                     raise
                 log.error("seed %d failed: %s", member.cfg.seed, error)  # the other copies go on
                 (member.run_dir / "failure.txt").write_text(f"diverged: {error}\n")
+        if spread and first.plan(it)[1]:
+            spread.log(it)
         if it % log_every == 0 or it == iterations:
             progress.update(it, {"d": stats["loss/d"].float().mean().item(),
                                  "g": stats["loss/g"].float().mean().item()})
@@ -369,8 +372,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     except BaseException as error:
         if isinstance(error, Diverged) and placement.is_main:
             (first.run_dir / "failure.txt").write_text(f"diverged: {error}\n")
-        for member in members:
-            member.logger.close()
+        for logger in [m.logger for m in members] + ([spread.logger] if spread else []):
+            logger.close()
         raise
     finally:
         progress.close()
@@ -383,66 +386,21 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
             member.logger.close()
     finals = [m.finish(wall, first_iteration_s, startup_s, placement) for m in members if not m.failed]
     if not finals:
+        spread.logger.close()
         raise Diverged(f"every copy of the population diverged; see {run_dir}/seed_*/failure.txt")
     if population == 1:
         log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                  for k, v in finals[0].items()), wall)
     else:  # the copies' mean and spread, as metrics.json has them; each copy's row is in summary.md
-        summary = write_population_summary(run_dir, members, wall, first_iteration_s, startup_s)
-        spread = ", ".join(f"{k} {summary[k]:.4g} ± {summary[f'{k}_std']:.2g}" for k in finals[0] if k != "iteration")
+        summary = spread.finish(wall, first_iteration_s, startup_s)
+        values = ", ".join(f"{k} {summary[k]:.4g} ± {summary[f'{k}_std']:.2g}" for k in finals[0] if k != "iteration")
         log.info("final: %d copies (%d failed), iteration %d, %s (%.1f s; each copy in %s)", summary["copies"],
-                 summary["failed"], summary["iteration"], spread, wall, run_dir / "summary.md")
+                 summary["failed"], summary["iteration"], values, wall, run_dir / "summary.md")
     return population_metric(cfg, finals)
-
-
-def check_same_shape(run_dir: Path, population: int) -> None:
-    """resume= of a population needs its train.population, and of a single run none."""
-    copies = checkpoint.copies_in(run_dir)
-    if population == 1 and copies and not (run_dir / "checkpoints").is_dir():
-        raise ConfigError(f"{run_dir} holds a population of {len(copies)} copies ({copies[0].name} to "
-                          f"{copies[-1].name}); resume it with the command that started it "
-                          f"(train.population={len(copies)} included), or one copy with resume={copies[0]}")
-    if population > 1 and not copies:
-        raise ConfigError(f"{run_dir} holds a single run, not a population; resume it without train.population")
-
-
-def member_config(cfg: DictConfig, seed: int) -> DictConfig:
-    """A population copy's own config: the run's, with its seed, as a single run would have it."""
-    member = cfg.copy()
-    with open_dict(member):
-        member.seed, member.train.population = seed, 1
-    return member
 
 
 def population_metric(cfg: DictConfig, finals: list[dict]) -> float:
     return statistics.fmean(main_metric(cfg, final) for final in finals)
-
-
-def write_population_summary(run_dir: Path, members: list[Member], wall: float, first_iteration_s: float,
-                             startup_s: float | None) -> dict:
-    """metrics.json (mean and standard deviation of every final metric over the copies that
-    finished, so a sweep of populations reads like a sweep of runs) and summary.md (a row a copy);
-    returns metrics.json's "final"."""
-    finished = [m for m in members if not m.failed]
-    rows = [{"seed": m.cfg.seed, **{k: v for k, v in m.history[-1].items() if k != "iteration"}}
-            for m in finished]
-    keys = [k for k in rows[0] if k != "seed"]
-    final = {"iteration": finished[0].history[-1]["iteration"], "copies": len(rows),
-             "failed": len(members) - len(rows)}
-    for key in keys:
-        values = [r[key] for r in rows]
-        final[key] = statistics.fmean(values)
-        final[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-    write_json(run_dir / "metrics.json", {"final": final, "copies": rows})
-    write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
-                                          "startup_s": startup_s, "population": len(members),
-                                          "iterations": members[0].iterations - members[0].start})
-    (run_dir / "summary.md").write_text(
-        f"# Population of {len(members)} seeds ({len(members) - len(rows)} failed)\n\n"
-        + markdown_table(rows, ["seed", *keys]) + "\n\n"
-        + markdown_table([{"": "mean", **{k: final[k] for k in keys}},
-                          {"": "std", **{k: final[f"{k}_std"] for k in keys}}], ["", *keys]) + "\n")
-    return final
 
 
 def main_metric(cfg: DictConfig, metrics: dict) -> float:

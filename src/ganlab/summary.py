@@ -45,3 +45,7 @@ def markdown(rows: list[dict], columns: tuple[str, ...] = COLUMNS + ("wall_s",))
         rows = rows + [{"run": f"**{name}**", **{c: float(fn([r[c] for r in rows if c in r])) for c in columns}}
                        for name, fn in (("mean", statistics.fmean), ("max", max))]
     return markdown_table(rows, ["run", *columns])
+
+
+def write_json(path: Path, value: dict) -> None:
+    path.write_text(json.dumps(value, indent=1))

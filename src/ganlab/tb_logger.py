@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard.summary import hparams as hparams_summary, histogram
+from torch.utils.tensorboard.summary import custom_scalars, hparams as hparams_summary, histogram
 
 from ganlab.crc32c import masked_crc32c
 
@@ -108,6 +108,13 @@ class TBLogger:
             for summary in hparams_summary(hparams, metrics):
                 self.events.summary(summary)
             self.scalars(metrics)
+
+    def margin_charts(self, category: str, charts: dict[str, tuple[str, str, str]]) -> None:
+        """A Custom Scalars dashboard layout: for each metric, the tag of its value drawn with a
+        band between the tags of a lower and an upper bound."""
+        if self.events:
+            self.events.summary(custom_scalars({category: {title: ["Margin", list(tags)]
+                                                           for title, tags in charts.items()}}))
 
     def flush(self) -> None:
         if self.events:

@@ -1,0 +1,115 @@
+"""A population (train.population=K): K copies of one GAN with seeds seed .. seed+K-1, each a
+complete run in RUN_DIR/seed_N/, and what belongs to the whole: how far the copies spread.
+
+A GAN's result varies from seed to seed more than most settings change it, so the spread is
+the point: the copies' mean and standard deviation at every evaluation go to a TensorBoard run
+of their own, RUN_DIR/population (each metric's mean drawn among the copies' curves, and mean
+± one standard deviation as a band in the Custom Scalars dashboard), and to RUN_DIR/metrics.json.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig, open_dict
+
+from ganlab import checkpoint
+from ganlab.config import ConfigError
+from ganlab.summary import markdown_table, write_json
+from ganlab.tb_logger import TBLogger
+
+if TYPE_CHECKING:
+    from ganlab.run import Member
+
+
+def member_config(cfg: DictConfig, seed: int) -> DictConfig:
+    """A copy's own config: the run's, with its seed, as a single run would have it."""
+    member = cfg.copy()
+    with open_dict(member):
+        member.seed, member.train.population = seed, 1
+    return member
+
+
+def check_same_shape(run_dir: Path, population: int) -> None:
+    """resume= of a population needs its train.population, and of a single run none."""
+    copies = checkpoint.copies_in(run_dir)
+    if population == 1 and copies and not (run_dir / "checkpoints").is_dir():
+        raise ConfigError(f"{run_dir} holds a population of {len(copies)} copies ({copies[0].name} to "
+                          f"{copies[-1].name}); resume it with the command that started it "
+                          f"(train.population={len(copies)} included), or one copy with resume={copies[0]}")
+    if population > 1 and not copies:
+        raise ConfigError(f"{run_dir} holds a single run, not a population; resume it without train.population")
+
+
+def metrics_of(entry: dict) -> dict:
+    """An evaluation's metrics, without the iteration it was made at."""
+    return {k: v for k, v in entry.items() if k != "iteration"}
+
+
+def spread(rows: list[dict]) -> dict:
+    """Mean and standard deviation (`KEY_std`) over the copies of each value in `rows`."""
+    out = {}
+    for key in rows[0]:
+        values = [row[key] for row in rows]
+        out[key] = statistics.fmean(values)
+        out[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out
+
+
+class Spread:
+    """The copies' evaluations, gathered: logged as they come, written out at the end."""
+
+    def __init__(self, run_dir: Path, members: list[Member], start: int, enabled: bool = True):
+        self.run_dir, self.members = run_dir, members
+        if enabled:
+            (run_dir / "population").mkdir(parents=True, exist_ok=True)
+        self.logger = TBLogger(run_dir / "population", enabled=enabled, purge_step=start + 1 if start else None)
+        self.layout_written = False
+
+    def history(self) -> list[dict]:
+        """At every evaluation: mean and standard deviation of each metric over the copies that
+        evaluated then (a copy that failed counts until it failed), and how many they were."""
+        rows: dict[int, list[dict]] = {}
+        for member in self.members:
+            for entry in member.history:
+                rows.setdefault(entry["iteration"], []).append(metrics_of(entry))
+        return [{"iteration": it, "copies": len(rows[it]), **spread(rows[it])} for it in sorted(rows)]
+
+    def log(self, it: int) -> None:
+        """After the copies' evaluation at `it`: history()'s last entry, to TensorBoard."""
+        rows = [metrics_of(m.history[-1]) for m in self.members if m.history and m.history[-1]["iteration"] == it]
+        if not rows:
+            return
+        values, keys = spread(rows), list(rows[0])
+        if not self.layout_written:
+            self.logger.margin_charts("population: mean ± std over the copies",
+                                      {k: (f"eval/{k}", f"eval_band/{k}_lower", f"eval_band/{k}_upper") for k in keys})
+            self.layout_written = True
+        self.logger.scalars({"eval/copies": len(rows), **{f"eval/{k}": values[k] for k in keys}}, it)
+        self.logger.scalars({f"eval_band/{k}_{side}": values[k] + sign * values[f"{k}_std"]
+                             for k in keys for side, sign in (("lower", -1), ("upper", 1))}, it)
+        self.logger.flush()
+
+    def finish(self, wall: float, first_iteration_s: float, startup_s: float | None) -> dict:
+        """metrics.json (the final mean and standard deviation of every metric over the copies
+        that finished, so a sweep of populations reads like a sweep of runs, and the same at every
+        evaluation), timing.json and summary.md (a row a copy); returns metrics.json's "final"."""
+        self.logger.close()
+        members, run_dir = self.members, self.run_dir
+        finished = [m for m in members if not m.failed]
+        last = [metrics_of(m.history[-1]) for m in finished]
+        final = {"iteration": finished[0].history[-1]["iteration"], "copies": len(finished),
+                 "failed": len(members) - len(finished), **spread(last)}
+        rows, keys = [{"seed": m.cfg.seed, **values} for m, values in zip(finished, last)], list(last[0])
+        write_json(run_dir / "metrics.json", {"final": final, "history": self.history(), "copies": rows})
+        write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
+                                              "startup_s": startup_s, "population": len(members),
+                                              "iterations": members[0].iterations - members[0].start})
+        (run_dir / "summary.md").write_text(
+            f"# Population of {len(members)} seeds ({final['failed']} failed)\n\n"
+            + markdown_table(rows, ["seed", *keys]) + "\n\n"
+            + markdown_table([{"": "mean", **{k: final[k] for k in keys}},
+                              {"": "std", **{k: final[f"{k}_std"] for k in keys}}], ["", *keys]) + "\n")
+        return final
