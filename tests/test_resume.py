@@ -213,6 +213,8 @@ BAD_INPUT = [
     ("other dataset", lambda run, tmp: [*TINY, "dataset.std=2.0", f"resume={run}"], "checkpoint is of dataset"),
     ("unwritable run dir", lambda run, tmp: [*TINY, f"hydra.run.dir={file_in_the_way(run, tmp)}"],
      "cannot write"),
+    ("a new run into an earlier run's directory", lambda run, tmp: [*TINY, f"hydra.run.dir={run}"],
+     "already holds a run"),
     ("missing MNIST files", lambda run, tmp: ["dataset=mnist", f"dataset.root={tmp}", f"hydra.run.dir={tmp}/r"],
      "no train-images-idx3-ubyte"),
     ("nesterov without momentum", lambda run, tmp: ["optimizer.g.name=sgd", "optimizer.g.nesterov=true",
