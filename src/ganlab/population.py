@@ -48,7 +48,7 @@ def metrics_of(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if k != "iteration"}
 
 
-def spread(rows: list[dict]) -> dict:
+def mean_and_std(rows: list[dict]) -> dict:
     """Mean and standard deviation (`KEY_std`) over the copies of each value in `rows`."""
     out = {}
     for key in rows[0]:
@@ -75,14 +75,14 @@ class Spread:
         for member in self.members:
             for entry in member.history:
                 rows.setdefault(entry["iteration"], []).append(metrics_of(entry))
-        return [{"iteration": it, "copies": len(rows[it]), **spread(rows[it])} for it in sorted(rows)]
+        return [{"iteration": it, "copies": len(rows[it]), **mean_and_std(rows[it])} for it in sorted(rows)]
 
     def log(self, it: int) -> None:
         """After the copies' evaluation at `it`: history()'s last entry, to TensorBoard."""
         rows = [metrics_of(m.history[-1]) for m in self.members if m.history and m.history[-1]["iteration"] == it]
         if not rows:
             return
-        values, keys = spread(rows), list(rows[0])
+        values, keys = mean_and_std(rows), list(rows[0])
         if not self.layout_written:
             self.logger.margin_charts("population: mean ± std over the copies",
                                       {k: (f"eval/{k}", f"eval_band/{k}_lower", f"eval_band/{k}_upper") for k in keys})
@@ -101,7 +101,7 @@ class Spread:
         finished = [m for m in members if not m.failed]
         last = [metrics_of(m.history[-1]) for m in finished]
         final = {"iteration": finished[0].history[-1]["iteration"], "copies": len(finished),
-                 "failed": len(members) - len(finished), **spread(last)}
+                 "failed": len(members) - len(finished), **mean_and_std(last)}
         rows, keys = [{"seed": m.cfg.seed, **values} for m, values in zip(finished, last)], list(last[0])
         write_json(run_dir / "metrics.json", {"final": final, "history": self.history(), "copies": rows})
         write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
