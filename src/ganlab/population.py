@@ -9,7 +9,6 @@ of their own, RUN_DIR/population (each metric's mean drawn among the copies' cur
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,7 @@ from omegaconf import DictConfig, open_dict
 
 from ganlab import checkpoint
 from ganlab.config import ConfigError
-from ganlab.summary import markdown_table, write_json
+from ganlab.summary import markdown_table, mean_and_std, write_json
 from ganlab.tb_logger import TBLogger
 
 if TYPE_CHECKING:
@@ -46,16 +45,6 @@ def check_same_shape(run_dir: Path, population: int) -> None:
 def metrics_of(entry: dict) -> dict:
     """An evaluation's metrics, without the iteration it was made at."""
     return {k: v for k, v in entry.items() if k != "iteration"}
-
-
-def mean_and_std(rows: list[dict]) -> dict:
-    """Mean and standard deviation (`KEY_std`) over the copies of each value in `rows`."""
-    out = {}
-    for key in rows[0]:
-        values = [row[key] for row in rows]
-        out[key] = statistics.fmean(values)
-        out[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-    return out
 
 
 class Spread:

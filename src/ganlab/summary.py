@@ -28,6 +28,16 @@ def collect(root: Path) -> list[dict]:
     return rows
 
 
+def mean_and_std(rows: list[dict]) -> dict:
+    """Mean and standard deviation (`KEY_std`) of each value over the rows (runs, copies, seeds)."""
+    out = {}
+    for key in rows[0]:
+        values = [row[key] for row in rows]
+        out[key] = statistics.fmean(values)
+        out[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out
+
+
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """Rows as a Markdown table; floats to 4 significant digits."""
     def cell(value: Any) -> str:

@@ -7,14 +7,13 @@ import csv
 import json
 import logging
 import os
-import statistics
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab.summary import markdown_table
+from ganlab.summary import markdown_table, mean_and_std
 
 log = logging.getLogger("ganlab")
 
@@ -85,9 +84,8 @@ def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict
     for setting, members in groups.items():
         agg: dict[str, Any] = {"setting": setting, "seeds": len(members)}
         for m in metrics:
-            values = [r[m] for r in members if m in r]
-            agg[f"{m}_mean"] = statistics.fmean(values)
-            agg[f"{m}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            stats = mean_and_std([{m: r[m]} for r in members if m in r])
+            agg[f"{m}_mean"], agg[f"{m}_std"] = stats[m], stats[f"{m}_std"]
         out.append(agg)
     return out
 
