@@ -49,13 +49,15 @@ def settle_garbage_collector() -> None:
         gc.enable()
 
 
-def check_run_dir(argv: list[str]) -> None:
+def check_run_dir(argv: list[str], rank: int) -> None:
     """Before Hydra writes into the run directory: a resume= needs a checkpoint there, and a
     hydra.run.dir= given for a new run must not hold an earlier run (run.py checks every run's,
-    sweeps' jobs included, but by then Hydra has replaced the directory's .hydra/)."""
+    sweeps' jobs included, but by then Hydra has replaced the directory's .hydra/). Under
+    torchrun rank 0 alone checks that: the others may start after it has begun writing there."""
     given = dict(arg.split("=", 1) for arg in argv if "=" in arg)
     resume = given.get("resume", "null")
-    if resume == "null" and ("hydra.run.dir" not in given or {"-m", "--multirun"} & set(argv)):
+    new_run_dir = "hydra.run.dir" in given and rank == 0 and not {"-m", "--multirun"} & set(argv)
+    if resume == "null" and not new_run_dir:
         return
     from ganlab.checkpoint import CheckpointError, check_resumable, check_unused
 
@@ -76,7 +78,8 @@ if __name__ == "__main__":
     # of the run is closed, and the exit handlers registered before this one still run.
     gc.disable()
     atexit.register(gc.freeze)
-    check_run_dir(sys.argv[1:])
-    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun, rank 0 alone writes a run directory
+    rank = int(os.environ.get("RANK", "0"))
+    check_run_dir(sys.argv[1:], rank)
+    if rank > 0:  # under torchrun, rank 0 alone writes a run directory
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra.run.dir=."]
     run_reporting_user_errors(main)
