@@ -3,6 +3,7 @@ gives the plain loop's losses and weights, and a population of K gives K single 
 
 import json
 import logging
+import shutil
 import statistics
 
 import pytest
@@ -159,6 +160,28 @@ def test_a_population_resumes_where_it_stopped(tmp_path):
     assert [h["iteration"] for h in short] == [h["iteration"] for h in long] == [20, 40]
     assert short[-1]["ks"] == pytest.approx(long[-1]["ks"], rel=1e-4, abs=1e-5)
     assert [e.step for e in read_events(tmp_path / "short" / "population").Scalars("eval/ks")] == [20, 40]
+
+
+def test_a_resumed_population_leaves_out_the_copies_that_failed_before(tmp_path):
+    args = [*TINY, "train.population=3", "train.lr_schedule=constant", "train.checkpoint_every=10"]
+    train(compose_cfg([*args, "train.iterations=40"]), run_dir=tmp_path / "long")
+    train(compose_cfg([*args, "train.iterations=20"]), run_dir=tmp_path / "short")
+    # seed 1 as if it had diverged at iteration 15: marked failed, its last good checkpoint at 10
+    failed = tmp_path / "short" / "seed_1"
+    (failed / "failure.txt").write_text("diverged: (made up by the test)\n")
+    (failed / "metrics.json").unlink()  # a copy that fails writes none
+    shutil.copy(failed / "checkpoints" / "iter_00000010.pt", failed / "checkpoints" / "last.pt")
+    kept = (failed / "checkpoints" / "last.pt").read_bytes()
+    train(compose_cfg([*args, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
+    for seed in (0, 2):
+        a, b = final(tmp_path / "long" / f"seed_{seed}"), final(tmp_path / "short" / f"seed_{seed}")
+        assert all(a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5) for k in a)
+    assert (failed / "checkpoints" / "last.pt").read_bytes() == kept and not (failed / "metrics.json").exists()
+    summary = final(tmp_path / "short")
+    assert (summary["copies"], summary["failed"]) == (2, 1)
+    assert "Population of 3 seeds (1 failed)" in (tmp_path / "short" / "summary.md").read_text()
+    history = json.loads((tmp_path / "short" / "metrics.json").read_text())["history"]
+    assert [(h["iteration"], h["copies"]) for h in history] == [(20, 2), (40, 2)]
 
 
 @pytest.mark.slow

@@ -42,6 +42,15 @@ def check_same_shape(run_dir: Path, population: int) -> None:
         raise ConfigError(f"{run_dir} holds a single run, not a population; resume it without train.population")
 
 
+def failed_before(cfg: DictConfig, run_dir: Path) -> list[int]:
+    """The seeds of a resumed population's copies that failed in an earlier process: left out,
+    they stay as they ended (their last good checkpoint is behind the others')."""
+    if not cfg.resume or cfg.train.population == 1:
+        return []
+    return [seed for seed in range(cfg.seed, cfg.seed + cfg.train.population)
+            if (Path(run_dir) / f"seed_{seed}" / "failure.txt").exists()]
+
+
 def metrics_of(entry: dict) -> dict:
     """An evaluation's metrics, without the iteration it was made at."""
     return {k: v for k, v in entry.items() if k != "iteration"}
@@ -50,8 +59,12 @@ def metrics_of(entry: dict) -> dict:
 class Spread:
     """The copies' evaluations, gathered: logged as they come, written out at the end."""
 
-    def __init__(self, run_dir: Path, members: list[Member], start: int, enabled: bool = True):
+    def __init__(self, run_dir: Path, members: list[Member], start: int, left_out: list[int] = (),
+                 enabled: bool = True):
         self.run_dir, self.members = run_dir, members
+        # Copies that failed in an earlier process: their evaluations up to their last checkpoint
+        self.left_out = [checkpoint.load(checkpoint.last_in(run_dir / f"seed_{seed}"))["history"]
+                         for seed in left_out]
         if enabled:
             (run_dir / "population").mkdir(parents=True, exist_ok=True)
         self.logger = TBLogger(run_dir / "population", enabled=enabled, purge_step=start + 1 if start else None)
@@ -61,8 +74,8 @@ class Spread:
         """At every evaluation: mean and standard deviation of each metric over the copies that
         evaluated then (a copy that failed counts until it failed), and how many they were."""
         rows: dict[int, list[dict]] = {}
-        for member in self.members:
-            for entry in member.history:
+        for history in [m.history for m in self.members] + self.left_out:
+            for entry in history:
                 rows.setdefault(entry["iteration"], []).append(metrics_of(entry))
         return [{"iteration": it, "copies": len(rows[it]), **mean_and_std(rows[it])} for it in sorted(rows)]
 
@@ -89,15 +102,16 @@ class Spread:
         members, run_dir = self.members, self.run_dir
         finished = [m for m in members if not m.failed]
         last = [metrics_of(m.history[-1]) for m in finished]
+        size = len(members) + len(self.left_out)
         final = {"iteration": finished[0].history[-1]["iteration"], "copies": len(finished),
-                 "failed": len(members) - len(finished), **mean_and_std(last)}
+                 "failed": size - len(finished), **mean_and_std(last)}
         rows, keys = [{"seed": m.cfg.seed, **values} for m, values in zip(finished, last)], list(last[0])
         write_json(run_dir / "metrics.json", {"final": final, "history": self.history(), "copies": rows})
         write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
-                                              "startup_s": startup_s, "population": len(members),
+                                              "startup_s": startup_s, "population": size,
                                               "iterations": members[0].iterations - members[0].start})
         (run_dir / "summary.md").write_text(
-            f"# Population of {len(members)} seeds ({final['failed']} failed)\n\n"
+            f"# Population of {size} seeds ({final['failed']} failed)\n\n"
             + markdown_table(rows, ["seed", *keys]) + "\n\n"
             + markdown_table([{"": "mean", **{k: final[k] for k in keys}},
                               {"": "std", **{k: final[f"{k}_std"] for k in keys}}], ["", *keys]) + "\n")

@@ -27,7 +27,7 @@ from ganlab.metrics import build_evaluator
 from ganlab.models import build_models, noise_sampler, noise_size, sample_noise
 from ganlab.progress import Progress
 from ganlab.streams import Prefetched, Together, chunk_for, stream
-from ganlab.population import Spread, check_same_shape, member_config
+from ganlab.population import Spread, check_same_shape, failed_before, member_config
 from ganlab.summary import write_json
 from ganlab.sweep import fair_threads, flat_hparams
 from ganlab.tb_logger import TBLogger
@@ -274,11 +274,13 @@ def check_fused(cfg: DictConfig, placement: Placement) -> None:
 
 
 def build_members(cfg: DictConfig, run_dir: Path, placement: Placement) -> list[Member]:
-    """The run's one GAN, or a population's copies, each a run in run_dir/seed_N."""
+    """The run's one GAN, or a population's copies, each a run in run_dir/seed_N (when a
+    population resumes, less the copies that failed before: they stay as they ended)."""
     if cfg.train.population == 1:
         return [Member(cfg, run_dir, placement)]
+    left_out = failed_before(cfg, run_dir)
     return [Member(member_config(cfg, seed), run_dir / f"seed_{seed}", placement)
-            for seed in range(cfg.seed, cfg.seed + cfg.train.population)]
+            for seed in range(cfg.seed, cfg.seed + cfg.train.population) if seed not in left_out]
 
 
 def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
@@ -296,7 +298,11 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         check_same_shape(run_dir, population)
     elif placement.is_main:
         checkpoint.check_unused(run_dir)
-    members = build_members(cfg, run_dir, placement)
+    members, left_out = build_members(cfg, run_dir, placement), failed_before(cfg, run_dir)
+    if not members:
+        raise CheckpointError(f"{run_dir}: every copy failed before (seed_*/failure.txt); nothing to resume")
+    if left_out:
+        log.info("left out: seeds %s, which failed before (seed_N/failure.txt)", left_out)
     first = members[0]
     iterations, start = first.iterations, min(m.start for m in members)
     if any(m.start != start for m in members):
@@ -308,7 +314,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         return population_metric(cfg, [m.history[-1] for m in members])
     if start:
         log.info("resuming %s at iteration %d of %d", run_dir, start, iterations)
-    spread = Spread(run_dir, members, start, enabled=placement.is_main) if population > 1 else None
+    spread = Spread(run_dir, members, start, left_out, enabled=placement.is_main) if population > 1 else None
+    single = len(members) == 1  # the step's statistics have no copy dimension
     step = build_step(members)
     log_every = first.t.log_every
     progress = Progress(iterations, start=start, enabled=cfg.train.progress and placement.is_main)
@@ -330,15 +337,15 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         if save_losses:
             losses = torch.stack([stats["loss/d"], stats["loss/g"]], dim=-1)
             for k, member in enumerate(members):
-                member.losses.append(losses if population == 1 else losses[k])
+                member.losses.append(losses if single else losses[k])
         stop = list(requested)  # read once: a signal arriving mid-way is handled next iteration
         if not (stop or any(first.plan(it))):
             return
-        flags = finite.tolist() if population > 1 else [bool(finite)]
+        flags = [bool(finite)] if single else finite.tolist()
         for k, member in enumerate(members):
             if member.failed:
                 continue
-            own = stats if population == 1 else {key: value[k] for key, value in stats.items()}
+            own = stats if single else {key: value[k] for key, value in stats.items()}
             try:
                 member.after(it, own, flags[k], stop_requested=bool(stop))
             except Diverged as error:
@@ -360,9 +367,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     if first.t.compile:  # otherwise a silent wait
         log.info("compiling the training iteration (train.compile=true): about 20-50 s the first time on a "
                  "machine, a few seconds once PyTorch's on-disk cache holds it")
-    elif population > 1:  # eager vmap pays its batching rules on every operation, every iteration
+    elif not single:  # eager vmap pays its batching rules on every operation, every iteration
         log.info("the %d copies run eagerly under vmap; add train.compile=true to run them 1.8-2.6x faster "
-                 "(the 1-D recipes on 2 cores, compilation included; experiments/README.md)", population)
+                 "(the 1-D recipes on 2 cores, compilation included; experiments/README.md)", len(members))
     startup_s = process_age()  # from `python train.py` to here, the first iteration
     t0 = time.perf_counter()
     try:
