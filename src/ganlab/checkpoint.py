@@ -70,9 +70,10 @@ def last_in(run_dir: Path) -> Path:
     """run_dir/checkpoints/last.pt; a CheckpointError when there is none."""
     run_dir = Path(run_dir).expanduser()
     path = run_dir / "checkpoints" / LAST
-    if not path.is_file() and copies_in(run_dir):  # its copies are the runs
+    copies = [] if path.is_file() else copies_in(run_dir)
+    if copies:  # a population's directory: its copies are the runs
         raise CheckpointError(f"{path}: no checkpoint there; {run_dir} holds a population, "
-                              f"each copy a run of its own: give one, e.g. {copies_in(run_dir)[0]}")
+                              f"each copy a run of its own: give one, e.g. {copies[0]}")
     require(path)
     return path
 

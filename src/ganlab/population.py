@@ -59,7 +59,7 @@ def metrics_of(entry: dict) -> dict:
 class Spread:
     """The copies' evaluations, gathered: logged as they come, written out at the end."""
 
-    def __init__(self, run_dir: Path, members: list[Member], start: int, left_out: list[int] = (),
+    def __init__(self, run_dir: Path, members: list[Member], start: int, left_out: list[int],
                  enabled: bool = True):
         self.run_dir, self.members = run_dir, members
         # Copies that failed in an earlier process: their evaluations up to their last checkpoint

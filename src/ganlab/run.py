@@ -273,12 +273,12 @@ def check_fused(cfg: DictConfig, placement: Placement) -> None:
                           "update running statistics per copy); use it with dataset=normal")
 
 
-def build_members(cfg: DictConfig, run_dir: Path, placement: Placement) -> list[Member]:
-    """The run's one GAN, or a population's copies, each a run in run_dir/seed_N (when a
-    population resumes, less the copies that failed before: they stay as they ended)."""
+def build_members(cfg: DictConfig, run_dir: Path, placement: Placement,
+                  left_out: tuple[int, ...] | list[int] = ()) -> list[Member]:
+    """The run's one GAN, or a population's copies, each a run in run_dir/seed_N (less the seeds
+    `left_out`: when a population resumes, the copies that failed before stay as they ended)."""
     if cfg.train.population == 1:
         return [Member(cfg, run_dir, placement)]
-    left_out = failed_before(cfg, run_dir)
     return [Member(member_config(cfg, seed), run_dir / f"seed_{seed}", placement)
             for seed in range(cfg.seed, cfg.seed + cfg.train.population) if seed not in left_out]
 
@@ -298,7 +298,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         check_same_shape(run_dir, population)
     elif placement.is_main:
         checkpoint.check_unused(run_dir)
-    members, left_out = build_members(cfg, run_dir, placement), failed_before(cfg, run_dir)
+    left_out = failed_before(cfg, run_dir)
+    members = build_members(cfg, run_dir, placement, left_out)
     if not members:
         raise CheckpointError(f"{run_dir}: every copy failed before (seed_*/failure.txt); nothing to resume")
     if left_out:
