@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ganlab.config import count_as_given, register_configs, validate
-from ganlab.errors import UserError, fail, run_reporting_user_errors
+from ganlab.errors import Diverged, UserError, fail, run_reporting_user_errors
 
 register_configs(Path(__file__).resolve().parent / "experiments")
 
@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> float:
         for note in count_as_given(cfg, HydraConfig.get().overrides.task):
             logging.getLogger("ganlab").info(note)
         validate(cfg)
-        from ganlab.run import Diverged, train  # torch loads only once the config is known to be valid
+        from ganlab.run import train  # torch loads only once the config is known to be valid
 
         settle_garbage_collector()
         try:

@@ -30,7 +30,7 @@ from benchmark import ROOT, compose_config  # noqa: E402
 from ganlab import functional  # noqa: E402
 from ganlab.distributed import Placement  # noqa: E402
 from ganlab.memory import keep_freed_memory  # noqa: E402
-from ganlab.run import build_members  # noqa: E402
+from ganlab.member import build_members  # noqa: E402
 from ganlab.streams import Together  # noqa: E402
 
 

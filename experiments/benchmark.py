@@ -52,7 +52,8 @@ from ganlab.losses import build_loss
 from ganlab.memory import keep_freed_memory
 from ganlab.models import build_models, keras_init, sample_noise
 from ganlab.models.conv_mnist import textbook_seed_pair
-from ganlab.run import Member, build_step
+from ganlab.member import Member
+from ganlab.run import build_step
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,8 @@ from benchmark import compose_config, timed  # noqa: E402
 
 from ganlab.distributed import Placement  # noqa: E402
 from ganlab.memory import keep_freed_memory  # noqa: E402
-from ganlab.run import build_members, build_step  # noqa: E402
+from ganlab.member import build_members  # noqa: E402
+from ganlab.run import build_step  # noqa: E402
 
 
 def main(overrides: list[str], iterations: int = 5, rows: int = 25) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import compose_config  # noqa: E402
 
-from ganlab import metrics, run, tb_logger  # noqa: E402
+from ganlab import member, metrics, run, tb_logger  # noqa: E402
 
 seconds: dict[str, float] = defaultdict(float)
 calls: dict[str, int] = defaultdict(int)
@@ -37,7 +37,7 @@ def timing(label: str, fn):
 
 
 def main(overrides: list[str]) -> None:
-    run.Member.after = timing("between iterations (Member.after)", run.Member.after)
+    member.Member.after = timing("between iterations (Member.after)", member.Member.after)
     metrics.NormalEvaluator.__call__ = timing("  evaluator", metrics.NormalEvaluator.__call__)
     metrics.MnistEvaluator.__call__ = timing("  evaluator", metrics.MnistEvaluator.__call__)
     metrics.histogram_figure = timing("    figure", metrics.histogram_figure)

@@ -1,7 +1,5 @@
 """Every config option composes; a bad command line stops at once with one line naming the key."""
 
-from pathlib import Path
-
 import pytest
 
 from conftest import ROOT, compose_cfg, run_cli

@@ -13,7 +13,8 @@ from conftest import TINY, compose_cfg, read_events
 from ganlab import checkpoint, functional, loop
 from ganlab.config import ConfigError
 from ganlab.models import noise_sampler
-from ganlab.run import build_gan, train
+from ganlab.member import build_gan
+from ganlab.run import train
 from ganlab.streams import stream
 from ganlab.summary import collect
 
@@ -194,7 +195,7 @@ def test_compiled_population_matches_single_runs(tmp_path):
 
 
 def test_diverged_copies_are_marked_failed_and_the_run_says_so_when_all_are(tmp_path):
-    from ganlab.run import Diverged
+    from ganlab.errors import Diverged
 
     blow_up = ["train.r1_gamma=0", "train.lr_schedule=constant", "optimizer=sgd_nesterov", "optimizer.d.lr=1",
                "optimizer.g.lr=1", "train.loss=lsgan", "train.checkpoint_every=1", "train.iterations=200"]

@@ -4,7 +4,7 @@ import torch
 
 from conftest import compose_cfg
 from ganlab import loop
-from ganlab.run import build_gan
+from ganlab.member import build_gan
 
 
 def snapshot(module):

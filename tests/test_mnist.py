@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import ROOT, TINY, read_events, run_cli
 from ganlab.config import ConfigError
 from ganlab.data import mnist
-from ganlab.data.mnist import DataError, load_mnist, read_idx, write_idx
+from ganlab.data.mnist import DataError, load_mnist, write_idx
 from ganlab.generate import main as generate_main
 
 SHARED_CSV = ROOT.parent / "shared" / "data" / "mnist_5k.csv.gz"

@@ -1,7 +1,6 @@
 """Runs survive interruption, bad input and untrusted files, and lose nothing."""
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -15,7 +14,8 @@ import torch
 from conftest import ROOT, TINY, compose_cfg, read_events, run_cli
 from ganlab import checkpoint
 from ganlab.checkpoint import CheckpointError
-from ganlab.run import Diverged, train
+from ganlab.errors import Diverged
+from ganlab.run import train
 
 # A resumable tiny run: every checkpoint kept, so any of them can play "the last one before a crash".
 RESUMABLE = [*TINY, "train.checkpoint_every=10", "train.keep_checkpoints=10", "train.eval_every=10",

@@ -9,7 +9,7 @@ from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c a
 from conftest import TINY, compose_cfg, read_events
 from ganlab.crc32c import BLOCK, BLOCKS, SMALL, crc32c, masked_crc32c
 from ganlab.distributed import Placement
-from ganlab.run import Member
+from ganlab.member import Member
 
 
 @pytest.mark.parametrize("size", [0, 1, SMALL - 1, SMALL, SMALL + 1, BLOCK * BLOCKS, BLOCK * BLOCKS + 1,

@@ -16,6 +16,10 @@ class UserError(Exception):
     exit_code = 2
 
 
+class Diverged(UserError):
+    """A loss became NaN or infinite."""
+
+
 _NOISE = ("full_key:", "reference_type", "object_type", "Set the environment variable",
           "Config search path", "provider=")
 

@@ -20,7 +20,7 @@ from ganlab.summary import markdown_table, mean_and_std, write_json
 from ganlab.tb_logger import TBLogger
 
 if TYPE_CHECKING:
-    from ganlab.run import Member
+    from ganlab.member import Member
 
 
 def member_config(cfg: DictConfig, seed: int) -> DictConfig:

@@ -1,4 +1,5 @@
-"""train(cfg): build everything a run needs from the config, run the loop, write the outputs."""
+"""train(cfg): a run from start to end: its members (member.py), one step that trains them all,
+the loop, and what is due between iterations and at the end."""
 
 from __future__ import annotations
 
@@ -14,78 +15,23 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ganlab import checkpoint, distributed, functional, loop, memory
-from ganlab.checkpoint import CheckpointError
+from ganlab import distributed, functional, loop, memory
+from ganlab.checkpoint import CheckpointError, check_unused
 from ganlab.config import ConfigError, validate
-from ganlab.errors import UserError
-from ganlab.data import build_sampler
 from ganlab.distributed import Placement
-from ganlab.losses import build_loss
-from ganlab.metrics import build_evaluator
-from ganlab.models import build_models, noise_sampler, noise_size, sample_noise
+from ganlab.errors import Diverged, UserError
+from ganlab.member import Member, build_members
+from ganlab.models import build_models
+from ganlab.population import Spread, check_same_shape, failed_before
 from ganlab.progress import Progress
-from ganlab.streams import Prefetched, Together, chunk_for, stream
-from ganlab.population import Spread, check_same_shape, failed_before, member_config
-from ganlab.summary import write_json
-from ganlab.sweep import fair_threads, flat_hparams
-from ganlab.tb_logger import TBLogger
+from ganlab.streams import Together
+from ganlab.sweep import fair_threads
+
+__all__ = ["Diverged", "Interrupted", "train"]
 
 log = logging.getLogger("ganlab")
-
-def build_optimizer(spec: DictConfig, params) -> torch.optim.Optimizer:
-    """The fused implementations (one pass over each parameter): the default loop of small ops
-    costs more than the update itself for the 1-D GAN, and reads MNIST's big weights 3 times."""
-    if spec.name == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, betas=(spec.beta1, spec.beta2),
-                                weight_decay=spec.weight_decay, fused=True)
-    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
-                           weight_decay=spec.weight_decay, fused=True)
-
-
-def build_gan(cfg: DictConfig, iterations: int, placement: Placement = Placement(torch.device("cpu"))) -> loop.GAN:
-    torch.manual_seed(stream(cfg.seed, "init").initial_seed())  # the same start on every rank
-    # channels_last: the layout oneDNN's (and cuDNN's) convolutions run fastest in.
-    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    G, D = (net.to(placement.device, memory_format=layout) for net in build_models(cfg.model, cfg.dataset))
-    opt_g = build_optimizer(cfg.optimizer.g, G.parameters())
-    opt_d = build_optimizer(cfg.optimizer.d, D.parameters())
-    schedulers = []
-    if cfg.train.lr_schedule == "linear":  # anneal to 0 at the last iteration
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lambda it: max(0.0, 1.0 - it / iterations))
-                      for opt in (opt_g, opt_d)]
-    return loop.GAN(
-        G=G, D=D, opt_g=opt_g, opt_d=opt_d,
-        loss=build_loss(cfg.train.loss),
-        schedulers=schedulers,
-        ema=loop.EMA(G, cfg.train.g_ema) if cfg.train.g_ema > 0 else None,
-        r1_gamma=cfg.train.r1_gamma,
-        autocast=distributed.autocast(placement, cfg.train.amp),
-        ddp_G=distributed.wrap(G, placement), ddp_D=distributed.wrap(D, placement),
-    )
-
-
-def schedule(cfg: DictConfig, sampler) -> tuple[int, int]:
-    """(iterations, eval_every) in iterations, from either iterations or epochs."""
-    t = cfg.train
-    per_epoch = sampler.batches_per_epoch(t.batch_size) if t.epochs or t.eval_every_epochs else 0
-    if (t.epochs or t.eval_every_epochs) and per_epoch == 0:
-        raise ConfigError(f"train.batch_size={t.batch_size} is larger than the {len(sampler.data)} "
-                          "training digits; lower it or use more data (dataset.n_train)")
-    iterations = t.epochs * per_epoch if t.epochs else t.iterations
-    eval_every = t.eval_every_epochs * per_epoch if t.eval_every_epochs else t.eval_every
-    return iterations, eval_every
-
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    from hydra.core.hydra_config import HydraConfig
-
-    return Path(HydraConfig.get().runtime.output_dir)
-
-
-class Diverged(UserError):
-    """A loss became NaN or infinite."""
 
 
 class Interrupted(UserError):
@@ -94,6 +40,12 @@ class Interrupted(UserError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def run_dir_of() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
 
 
 @contextmanager
@@ -109,132 +61,6 @@ def stop_requests() -> Iterator[list[int]]:
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
-
-
-def check_compatible(saved: dict, cfg: DictConfig, path: Path) -> None:
-    """A checkpoint continues only the same GAN on the same data."""
-    for key in ("model", "dataset"):
-        if saved[key] != OmegaConf.to_container(cfg[key], resolve=True):
-            raise CheckpointError(
-                f"{path}: checkpoint is of {key} {saved[key]}, the command line asks for "
-                f"{OmegaConf.to_container(cfg[key], resolve=True)}; resume with the run's own overrides")
-
-
-class Member:
-    """One GAN in training with everything that is its own: data and noise streams, evaluator,
-    TensorBoard run, checkpoints and history. A run trains one; train.population=K trains K
-    (seeds seed .. seed+K-1) side by side, each in a subdirectory that is a complete run."""
-
-    def __init__(self, cfg: DictConfig, run_dir: Path, placement: Placement):
-        self.cfg, self.run_dir, self.main, self.failed = cfg, run_dir, placement.is_main, False
-        saved = checkpoint.load(checkpoint.last_in(run_dir)) if cfg.resume else None
-        if saved:
-            check_compatible(saved["config"], cfg, run_dir)
-        try:
-            if self.main:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        except OSError as error:
-            raise UserError(f"cannot write to the run directory {run_dir} ({error.strerror}); "
-                            "choose another with hydra.run.dir=DIR") from None
-        # A plain dataclass copy of the train settings: read every iteration, and OmegaConf's
-        # attribute access costs tens of microseconds, more than a 1-D GAN step.
-        self.t = t = OmegaConf.to_object(cfg.train)
-        device = placement.device
-        data_gen, noise_gen = (stream(cfg.seed, s, placement.rank) for s in ("data", "noise"))
-        eval_gen = stream(cfg.seed, "eval")
-        self.sampler = sampler = build_sampler(cfg.dataset, data_gen)
-        self.iterations, self.eval_every = schedule(cfg, self.sampler)
-        self.gan = build_gan(cfg, self.iterations, placement)
-        n_eval = cfg.dataset.eval_samples
-        self.evaluator = build_evaluator(cfg.dataset, self.sampler.reference(n_eval, eval_gen).to(device),
-                                         sample_noise(cfg.model, cfg.dataset, n_eval, eval_gen).to(device))
-        # real() and noise(): the next batch of each stream, drawn some batches at a time
-        batch, draw_noise = t.batch_size, noise_sampler(cfg.model, cfg.dataset)
-        self.real = Prefetched(lambda n: sampler.sample(n).to(device, non_blocking=True), batch,
-                               sampler.chunk(batch), data_gen, (sampler.state_dict, sampler.load_state_dict))
-        self.noise = Prefetched(lambda n: draw_noise(n, noise_gen).to(device, non_blocking=True), batch,
-                                chunk_for(batch * noise_size(cfg.model, cfg.dataset)), noise_gen)
-        self.history: list[dict] = []
-        self.losses: list[torch.Tensor] = []
-        self.start = 0
-        if saved:
-            self.start = restore(saved, self.gan, self.real, self.noise, placement.rank)
-            self.history, self.losses = saved["history"], list(saved["losses"])
-        # purge_step drops the events a killed run logged after its last checkpoint (steps > start):
-        # TensorBoard shows one unbroken curve.
-        self.logger = TBLogger(run_dir, enabled=cfg.logger.tensorboard and self.main,
-                               purge_step=self.start + 1 if self.start else None,
-                               image_dir=run_dir / "images" if cfg.logger.save_images and self.main else None)
-        self.last_checked = self.start  # the last iteration known to have finite losses
-        self.seconds = {"eval_log": 0.0, "checkpoint": 0.0}
-
-    def plan(self, it: int, stop_requested: bool = False) -> tuple[bool, bool, bool]:
-        """(log, evaluate, save) at iteration `it`; the same for every copy of a population."""
-        t, last = self.t, it == self.iterations
-        return (it % t.log_every == 0 or last, self.main and (it % self.eval_every == 0 or last),
-                self.main and (it % t.checkpoint_every == 0 or last or stop_requested))
-
-    def check_finite(self, it: int, stats: dict[str, torch.Tensor], finite: bool) -> None:
-        """Stop before a NaN can reach a checkpoint."""
-        if not finite:
-            self.failed = True
-            losses = ", ".join(f"{net.upper()} {stats[f'loss/{net}'].item():.4g}" for net in ("d", "g"))
-            when = (f"at iteration {it}" if it == self.last_checked + 1
-                    else f"between iterations {self.last_checked + 1} and {it}")
-            last = self.run_dir / "checkpoints" / checkpoint.LAST
-            kept = (f"{last} keeps the last good state" if last.exists()
-                    else "no checkpoint was due before it (train.checkpoint_every)")
-            raise Diverged(f"the losses became NaN or infinite {when} (now {losses}); {kept}; "
-                           "lower the learning rates or set train.r1_gamma")
-        self.last_checked = it
-
-    def after(self, it: int, stats: dict[str, torch.Tensor], finite: bool, stop_requested: bool = False) -> None:
-        """What is due at iteration `it`: NaN guard, logs, evaluation, checkpoint. `finite`: no
-        loss was NaN or infinite since the last call."""
-        log_now, eval_now, save_now = self.plan(it, stop_requested)
-        self.check_finite(it, stats, finite)
-        t0 = time.perf_counter()
-        if log_now:
-            self.logger.scalars({k: v.item() for k, v in stats.items()}, it)
-        if eval_now:
-            evaluation = self.evaluator(self.gan.sampler)
-            self.history.append({"iteration": it, **evaluation.scalars})
-            self.logger.scalars({f"eval/{k}": v for k, v in evaluation.scalars.items()}, it)
-            self.logger.histograms(evaluation.histograms, it)
-            self.logger.images(evaluation.images, it)
-        if log_now or eval_now:
-            self.logger.flush()  # a TensorBoard reading along sees them now
-        t1 = time.perf_counter()
-        if save_now:
-            checkpoint.save_atomic(state_of(self.gan, self.real, self.noise, it, self.history,
-                                            self.losses, self.cfg),
-                                   self.run_dir / "checkpoints", keep=self.t.keep_checkpoints)
-        self.seconds["eval_log"] += t1 - t0
-        self.seconds["checkpoint"] += time.perf_counter() - t1
-
-    def finish(self, wall: float, first_iteration_s: float, startup_s: float | None, placement: Placement) -> dict:
-        """Write the final metrics, timing and (optionally) losses and weights; return the final metrics."""
-        final = self.history[-1]
-        self.logger.hparams(flat_hparams(self.cfg), {f"final/{k}": v for k, v in final.items() if k != "iteration"})
-        self.logger.close()
-        iterations = self.iterations - self.start
-        write_json(self.run_dir / "metrics.json", {"final": final, "history": self.history})
-        write_json(self.run_dir / "timing.json", {
-            "wall_time_s": wall, "first_iteration_s": first_iteration_s, "startup_s": startup_s,
-            "iterations": iterations, "iterations_per_s": iterations / wall,
-            "eval_log_s": self.seconds["eval_log"], "checkpoint_s": self.seconds["checkpoint"],
-            "threads": torch.get_num_threads(), "world_size": placement.world,
-            "population": self.cfg.train.population, "compile": self.t.compile,
-            "device": str(placement.device)})
-        if self.t.save_losses:
-            rows = torch.stack(self.losses).tolist()
-            (self.run_dir / "losses.csv").write_text(
-                "iteration,d_loss,g_loss\n" + "".join(f"{i + 1},{d},{g}\n" for i, (d, g) in enumerate(rows)))
-        if self.t.save_weights:
-            torch.save(self.gan.G.state_dict(), self.run_dir / "generator.pt")
-            torch.save(self.gan.D.state_dict(), self.run_dir / "discriminator.pt")
-        return final
 
 
 def process_age() -> float | None:
@@ -273,23 +99,13 @@ def check_fused(cfg: DictConfig, placement: Placement) -> None:
                           "update running statistics per copy); use it with dataset=normal")
 
 
-def build_members(cfg: DictConfig, run_dir: Path, placement: Placement,
-                  left_out: tuple[int, ...] | list[int] = ()) -> list[Member]:
-    """The run's one GAN, or a population's copies, each a run in run_dir/seed_N (less the seeds
-    `left_out`: when a population resumes, the copies that failed before stay as they ended)."""
-    if cfg.train.population == 1:
-        return [Member(cfg, run_dir, placement)]
-    return [Member(member_config(cfg, seed), run_dir / f"seed_{seed}", placement)
-            for seed in range(cfg.seed, cfg.seed + cfg.train.population) if seed not in left_out]
-
-
 def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     """Train one GAN as configured (or continue `cfg.resume`), or train.population copies of it
     with consecutive seeds; return the final main metric (KS for normal, FD for MNIST), the
     mean over the copies of a population."""
     validate(cfg)
     placement = distributed.setup(cfg.train.device)
-    run_dir = Path(cfg.resume or run_dir or run_dir_of(cfg))
+    run_dir = Path(cfg.resume or run_dir or run_dir_of())
     torch.set_num_threads(cfg.train.threads or fair_threads(placement.world))
     memory.keep_freed_memory()
     check_fused(cfg, placement)
@@ -297,7 +113,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     if cfg.resume:
         check_same_shape(run_dir, population)
     elif placement.is_main:
-        checkpoint.check_unused(run_dir)
+        check_unused(run_dir)
     left_out = failed_before(cfg, run_dir)
     members = build_members(cfg, run_dir, placement, left_out)
     if not members:
@@ -414,46 +230,3 @@ def population_metric(cfg: DictConfig, finals: list[dict]) -> float:
 def main_metric(cfg: DictConfig, metrics: dict) -> float:
     """The value train() returns for sweepers: `optimized_metric`, or KS (normal) / FD (MNIST)."""
     return metrics[cfg.optimized_metric or ("ks" if cfg.dataset.name == "normal" else "fd")]
-
-
-def state_of(gan: loop.GAN, real: Prefetched, noise: Prefetched, it: int, history, losses, cfg) -> dict:
-    """Everything needed to continue exactly: networks, optimizers, schedules, random states."""
-    return {
-        "format": checkpoint.FORMAT,
-        "iteration": it,
-        "G": gan.G.state_dict(), "D": gan.D.state_dict(),
-        "G_ema": gan.ema.model.state_dict() if gan.ema else None,
-        "ema_updates": gan.ema.updates if gan.ema else 0,
-        "opt_g": gan.opt_g.state_dict(), "opt_d": gan.opt_d.state_dict(),
-        "schedulers": [s.state_dict() for s in gan.schedulers],
-        "rng": {"torch": torch.get_rng_state(), "noise": noise.state_dict()},
-        "data": real.state_dict(),
-        "history": history,
-        "losses": torch.stack(losses) if losses else torch.zeros(0, 2),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-
-
-def restore(state: dict, gan: loop.GAN, real: Prefetched, noise: Prefetched, rank: int = 0) -> int:
-    """Load a checkpoint into freshly built objects; return the iteration to continue from.
-
-    The checkpoint holds rank 0's random streams. Under torchrun the other ranks start fresh
-    streams of their own (seeded by rank and iteration), so they keep drawing different data.
-    """
-    gan.G.load_state_dict(state["G"])
-    gan.D.load_state_dict(state["D"])
-    if gan.ema is not None and state["G_ema"] is not None:
-        gan.ema.model.load_state_dict(state["G_ema"])
-        gan.ema.updates = state["ema_updates"]
-    gan.opt_g.load_state_dict(state["opt_g"])
-    gan.opt_d.load_state_dict(state["opt_d"])
-    for scheduler, saved in zip(gan.schedulers, state["schedulers"]):
-        scheduler.load_state_dict(saved)
-    torch.set_rng_state(state["rng"]["torch"])
-    if rank == 0:
-        noise.load_state_dict(state["rng"]["noise"])
-        real.load_state_dict(state["data"])
-    else:
-        noise.reseed(state["iteration"])
-        real.reseed(state["iteration"])
-    return state["iteration"]
