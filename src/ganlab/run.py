@@ -110,21 +110,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     memory.keep_freed_memory()
     check_fused(cfg, placement)
     population = cfg.train.population
-    if cfg.resume:
-        check_same_shape(run_dir, population)
-    elif placement.is_main:
-        check_unused(run_dir)
-    left_out = failed_before(cfg, run_dir)
-    members = build_members(cfg, run_dir, placement, left_out)
-    if not members:
-        raise CheckpointError(f"{run_dir}: every copy failed before (seed_*/failure.txt); nothing to resume")
-    if left_out:
-        log.info("left out: seeds %s, which failed before (seed_N/failure.txt)", left_out)
+    members, left_out = members_to_train(cfg, run_dir, placement)
     first = members[0]
-    iterations, start = first.iterations, min(m.start for m in members)
-    if any(m.start != start for m in members):
-        raise CheckpointError(f"{run_dir}: the copies' checkpoints are at different iterations "
-                              f"({sorted({m.start for m in members})}); resume each seed_* run on its own")
+    iterations, start = first.iterations, first.start
     if start >= iterations:
         log.info("nothing left to do: %s is at iteration %d of %d; raise train.iterations "
                  "(or train.epochs) to extend it", run_dir, start, iterations)
@@ -204,7 +192,33 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         distributed.teardown([m.gan for m in members])
     if not placement.is_main:
         return math.nan
-    wall = time.perf_counter() - t0
+    timing = {"wall": time.perf_counter() - t0, "first_iteration_s": first_iteration_s, "startup_s": startup_s}
+    return population_metric(cfg, finish(members, spread, run_dir, placement, **timing))
+
+
+def members_to_train(cfg: DictConfig, run_dir: Path, placement: Placement) -> tuple[list[Member], list[int]]:
+    """The run's Members, checked: a new run's directory is unused; a resumed population's
+    copies continue from the same iteration (those that failed before are left out, returned)."""
+    if cfg.resume:
+        check_same_shape(run_dir, cfg.train.population)
+    elif placement.is_main:
+        check_unused(run_dir)
+    left_out = failed_before(cfg, run_dir)
+    members = build_members(cfg, run_dir, placement, left_out)
+    if not members:
+        raise CheckpointError(f"{run_dir}: every copy failed before (seed_*/failure.txt); nothing to resume")
+    if left_out:
+        log.info("left out: seeds %s, which failed before (seed_N/failure.txt)", left_out)
+    if len({m.start for m in members}) > 1:
+        raise CheckpointError(f"{run_dir}: the copies' checkpoints are at different iterations "
+                              f"({sorted({m.start for m in members})}); resume each seed_* run on its own")
+    return members, left_out
+
+
+def finish(members: list[Member], spread: Spread | None, run_dir: Path, placement: Placement,
+           wall: float, first_iteration_s: float, startup_s: float | None) -> list[dict]:
+    """Each finished member's final files, the population's, and the run's last log line;
+    returns the finished members' final metrics."""
     for member in members:
         if member.failed:
             member.logger.close()
@@ -212,7 +226,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     if not finals:
         spread.logger.close()
         raise Diverged(f"every copy of the population diverged; see {run_dir}/seed_*/failure.txt")
-    if population == 1:
+    if spread is None:
         log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                  for k, v in finals[0].items()), wall)
     else:  # the copies' mean and spread, as metrics.json has them; each copy's row is in summary.md
@@ -220,7 +234,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         values = ", ".join(f"{k} {summary[k]:.4g} ± {summary[f'{k}_std']:.2g}" for k in finals[0] if k != "iteration")
         log.info("final: %d copies (%d failed), iteration %d, %s (%.1f s; each copy in %s)", summary["copies"],
                  summary["failed"], summary["iteration"], values, wall, run_dir / "summary.md")
-    return population_metric(cfg, finals)
+    return finals
 
 
 def population_metric(cfg: DictConfig, finals: list[dict]) -> float:
