@@ -54,6 +54,24 @@ def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
     assert "Seeds aggregated" in (sweep / "summary.md").read_text()
 
 
+def test_a_sweep_of_populations_shows_each_mean_beside_its_spread(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "optimizer=adam,adam_fast", "train.population=2", *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    with open(sweep / "summary.csv") as f:
+        reader = csv.DictReader(f)
+        rows, columns = list(reader), reader.fieldnames
+    assert [r["copies"] for r in rows] == ["2", "2"]
+    assert columns[:9] == ["overrides", "job", "status", "copies", "failed", "ks", "ks_std", "ks_real", "ks_real_std"]
+    for row in rows:  # the job's row is its population's mean and spread over the copies
+        copies = [json.loads(p.read_text())["final"]["ks"] for p in (sweep / row["job"]).glob("seed_*/metrics.json")]
+        assert len(copies) == 2 and float(row["ks"]) == pytest.approx(sum(copies) / 2, rel=1e-3)
+        assert float(row["ks_std"]) == pytest.approx(abs(copies[0] - copies[1]) / 2 ** 0.5, rel=1e-3)
+    # one seed a setting: nothing to aggregate over seeds, and the summary says how to get it
+    assert not (sweep / "summary_seeds.csv").exists()
+    assert "No setting ran with more than one seed" in (sweep / "summary.md").read_text()
+
+
 def test_a_diverged_job_is_a_failed_row_not_a_crashed_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli("-m", "optimizer=sgd_nesterov", "train.loss=lsgan", "train.r1_gamma=0",

@@ -73,6 +73,14 @@ def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def ordered_metrics(keys: set[str]) -> list[str]:
+    """A population's counts first, then each metric followed by its spread over the copies
+    (`ks`, `ks_std`, `ks_real`, ...), so a mean and its error bar sit side by side."""
+    counts = [k for k in ("copies", "failed") if k in keys]
+    bases = sorted(k for k in keys if k not in counts and not k.endswith("_std"))
+    return counts + [m for base in bases for m in (base, f"{base}_std") if m in keys]
+
+
 def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, Any]]:
     """Mean and standard deviation over the jobs that differ only in their seed."""
     groups: dict[str, list[dict]] = {}
@@ -91,11 +99,12 @@ def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict
 
 
 def write_summary(sweep_dir: Path, metric: str) -> Path | None:
-    """summary.csv / summary.md (one row a job, sorted by `metric`) and the seed aggregate."""
+    """summary.csv / summary.md (one row a job, sorted by `metric`) and, where some setting ran
+    with several seeds, the seed aggregate (summary_seeds.csv)."""
     rows = job_rows(sweep_dir)
     if not rows:
         return None
-    metrics = sorted({k for r in rows for k in r} - {"job", "overrides", "status"})
+    metrics = ordered_metrics({k for r in rows for k in r} - {"job", "overrides", "status"})
     sign = 1 if metric in MINIMIZED else -1
     rows.sort(key=lambda r: (r["status"] != "ok", sign * r.get(metric, 0.0)))
     columns = ["job", "status", *metrics]
@@ -103,17 +112,23 @@ def write_summary(sweep_dir: Path, metric: str) -> Path | None:
         writer = csv.DictWriter(f, fieldnames=["overrides", *columns], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    seeds = aggregate_seeds(rows, metrics)
-    seeds.sort(key=lambda r: sign * r[f"{metric}_mean"])
-    agg_columns = ["setting", "seeds", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")]]
     text = (f"# Sweep summary, sorted by {metric} ({'lower' if sign > 0 else 'higher'} is better)\n\n"
-            + markdown_table(rows, columns) + "\n\n## Seeds aggregated (mean and standard deviation)\n\n"
-            + markdown_table(seeds, agg_columns) + "\n")
+            + markdown_table(rows, columns) + "\n\n## Seeds aggregated (mean and standard deviation)\n\n")
+    # a population's counts and spreads over its copies are not averaged again over seeds
+    seeds = aggregate_seeds(rows, [m for m in metrics if m not in ("copies", "failed") and not m.endswith("_std")])
+    if any(row["seeds"] > 1 for row in seeds):
+        seeds.sort(key=lambda r: sign * r[f"{metric}_mean"])
+        agg_columns = ["setting", "seeds", *[k for k in seeds[0] if k not in ("setting", "seeds")]]
+        text += markdown_table(seeds, agg_columns) + "\n"
+        with open(sweep_dir / "summary_seeds.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=agg_columns)
+            writer.writeheader()
+            writer.writerows(seeds)
+    else:
+        (sweep_dir / "summary_seeds.csv").unlink(missing_ok=True)
+        text += ("No setting ran with more than one seed: add `seed=0,1,2` to the sweep, or train each "
+                 "setting as a population (`train.population=K`, whose spread is in the table above).\n")
     (sweep_dir / "summary.md").write_text(text)
-    with open(sweep_dir / "summary_seeds.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=agg_columns)
-        writer.writeheader()
-        writer.writerows(seeds)
     return sweep_dir / "summary.md"
 
 
