@@ -72,8 +72,8 @@ def last_in(run_dir: Path) -> Path:
     path = run_dir / "checkpoints" / LAST
     copies = [] if path.is_file() else copies_in(run_dir)
     if copies:  # a population's directory: its copies are the runs
-        raise CheckpointError(f"{path}: no checkpoint there; {run_dir} holds a population, "
-                              f"each copy a run of its own: give one, e.g. {copies[0]}")
+        raise CheckpointError(f"{run_dir} holds a population of {len(copies)} copies, each a run with "
+                              f"checkpoints of its own: give one, e.g. {copies[0]}")
     require(path)
     return path
 
