@@ -91,10 +91,10 @@ def test_sweep_job_names_stay_readable_and_short():
 def test_a_length_given_in_iterations_sets_aside_the_recipes_epochs():
     given = ["dataset=mnist", "train.iterations=60"]
     cfg = compose_cfg(given)
-    assert (cfg.train.epochs, cfg.train.eval_every_epochs) == (15, 5)  # the MNIST recipe counts in epochs
+    assert (cfg.train.epochs, cfg.train.eval_every_epochs) == (40, 5)  # the MNIST recipe counts in epochs
     notes = count_as_given(cfg, given)
     assert (cfg.train.iterations, cfg.train.epochs, cfg.train.eval_every_epochs) == (60, 0, 5)
-    assert len(notes) == 1 and "train.epochs=15" in notes[0]
+    assert len(notes) == 1 and "train.epochs=40" in notes[0]
     cfg = compose_cfg(["dataset=mnist", "train.epochs=2"])
     assert count_as_given(cfg, ["dataset=mnist", "train.epochs=2"]) == [] and cfg.train.epochs == 2
 

@@ -146,7 +146,7 @@ def test_iterations_on_the_command_line_override_the_recipes_epochs(tmp_path):
     result = run_cli("dataset=mnist", "train.iterations=3", "train.eval_every=3", "dataset.n_train=64",
                      "dataset.eval_samples=32", "train.progress=false", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr
-    assert "counting in iterations, not the config's train.epochs=15" in (run_dir / "train.log").read_text()
+    assert "counting in iterations, not the config's train.epochs=40" in (run_dir / "train.log").read_text()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert [h["iteration"] for h in metrics["history"]] == [3]
 

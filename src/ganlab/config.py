@@ -248,7 +248,7 @@ _LENGTHS = (("train.iterations", "train.epochs"), ("train.eval_every", "train.ev
 def count_as_given(cfg: DictConfig, overrides: list[str]) -> list[str]:
     """A length given on the command line in iterations sets aside the config's length in
     epochs, so that `dataset=mnist train.iterations=60` trains 60 iterations instead of the
-    recipe's 15 epochs. Both given at once is a ConfigError. Returns a note per change, for the log."""
+    recipe's epochs. Both given at once is a ConfigError. Returns a note per change, for the log."""
     given = {override.split("=", 1)[0].lstrip("+~") for override in overrides}
     notes = []
     for in_iterations, in_epochs in _LENGTHS:
