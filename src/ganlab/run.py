@@ -29,8 +29,6 @@ from ganlab.progress import Progress
 from ganlab.streams import Together
 from ganlab.sweep import fair_threads
 
-__all__ = ["Diverged", "Interrupted", "train"]
-
 log = logging.getLogger("ganlab")
 
 
