@@ -49,11 +49,17 @@ def settle_garbage_collector() -> None:
         gc.enable()
 
 
+# Hydra's flags that print something and stop without running the job
+PRINT_ONLY = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
+
+
 def check_run_dir(argv: list[str], rank: int) -> None:
     """Before Hydra writes into the run directory: a resume= needs a checkpoint there, and a
     hydra.run.dir= given for a new run must not hold an earlier run (run.py checks every run's,
     sweeps' jobs included, but by then Hydra has replaced the directory's .hydra/). Under
     torchrun rank 0 alone checks that: the others may start after it has begun writing there."""
+    if any(arg.split("=")[0] in PRINT_ONLY for arg in argv):
+        return  # --cfg job, --help, ...: Hydra prints and stops, writing nothing
     given = dict(arg.split("=", 1) for arg in argv if "=" in arg)
     resume = given.get("resume", "null")
     new_run_dir = "hydra.run.dir" in given and rank == 0 and not {"-m", "--multirun"} & set(argv)

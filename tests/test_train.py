@@ -75,6 +75,10 @@ def test_train_py_runs_from_the_command_line(tmp_path):
         f"ganlab: error: {tmp_path} already holds a run (checkpoints/last.pt); continue it with "
         f"resume={tmp_path}, or write this one elsewhere (hydra.run.dir=DIR; hydra.sweep.dir=DIR with -m)"]
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == kept
+    # ... but printing that command's config writes nothing, so it is not refused
+    shown = run_cli(*TINY, "seed=1", f"hydra.run.dir={tmp_path}", "--cfg", "job")
+    assert shown.returncode == 0 and "seed: 1" in shown.stdout, shown.stderr
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == kept
 
 
 def test_a_new_run_never_writes_into_an_earlier_ones_directory(train_tiny):
