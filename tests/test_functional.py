@@ -12,6 +12,7 @@ import torch
 from conftest import TINY, compose_cfg, read_events
 from ganlab import checkpoint, functional, loop
 from ganlab.config import ConfigError
+from ganlab.distributed import Placement
 from ganlab.models import noise_sampler
 from ganlab.member import build_gan
 from ganlab.run import train
@@ -29,15 +30,19 @@ CASES = {
 }
 
 
-def losses_and_weights(overrides, fused: bool, compile: bool = False, iterations: int = 5):
+# The fast paths are checked on every kind of device this machine has.
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+def losses_and_weights(overrides, fused: bool, compile: bool = False, iterations: int = 5, device: str = "cpu"):
     """Train `iterations` steps from the same start and streams, plain or fused."""
     cfg = compose_cfg(["train.batch_size=4", *overrides])
-    gan = build_gan(cfg, iterations=100)
+    gan = build_gan(cfg, iterations=100, placement=Placement(torch.device(device)))
     data, noise_gen = stream(0, "data"), stream(0, "noise")
     from ganlab.data import build_sampler
 
     sampler, draw_noise = build_sampler(cfg.dataset, data), noise_sampler(cfg.model, cfg.dataset)
-    real, noise = (lambda: sampler.sample(4)), (lambda: draw_noise(4, noise_gen))
+    real, noise = (lambda: sampler.sample(4).to(device)), (lambda: draw_noise(4, noise_gen).to(device))
     d, g = cfg.train.d_steps, cfg.train.g_steps
     if fused:
         fused_iteration = functional.FusedIteration([gan], compile=compile)
@@ -60,14 +65,17 @@ def assert_close_runs(a, b):
             torch.testing.assert_close(a[1][name][key].float(), b[1][name][key].float(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("overrides", CASES.values(), ids=CASES.keys())
-def test_fused_iteration_matches_the_plain_loop(overrides):
-    assert_close_runs(losses_and_weights(overrides, fused=False), losses_and_weights(overrides, fused=True))
+def test_fused_iteration_matches_the_plain_loop(overrides, device):
+    assert_close_runs(losses_and_weights(overrides, fused=False, device=device),
+                      losses_and_weights(overrides, fused=True, device=device))
 
 
-def test_compiled_iteration_matches_the_plain_loop():
-    plain = losses_and_weights([], fused=False, iterations=8)
-    compiled = losses_and_weights([], fused=True, compile=True, iterations=8)
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_iteration_matches_the_plain_loop(device):
+    plain = losses_and_weights([], fused=False, iterations=8, device=device)
+    compiled = losses_and_weights([], fused=True, compile=True, iterations=8, device=device)
     assert_close_runs(plain, compiled)
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from conftest import ROOT, TINY, read_events, run_cli
@@ -113,12 +114,15 @@ def test_submitit_local_launcher(tmp_path):
     assert all((j / "metrics.json").exists() for j in job_dirs(sweep))
 
 
+def torchrun(nproc: int, *args: str, cwd, port: int = 29533) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+                           f"--master_port={port}", str(ROOT / "train.py"), *SWEEP_TINY, *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
 def test_torchrun_two_processes_on_gloo(tmp_path):
     run_dir = tmp_path / "ddp"
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
-         str(ROOT / "train.py"), *SWEEP_TINY, f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = torchrun(2, "train.device=cpu", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1  # rank 0 alone writes
     assert (run_dir / "metrics.json").exists() and (run_dir / "checkpoints" / "last.pt").exists()
@@ -126,10 +130,17 @@ def test_torchrun_two_processes_on_gloo(tmp_path):
     assert not (tmp_path / "outputs").exists() and not (tmp_path / ".hydra").exists()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA machine")
+def test_torchrun_with_more_processes_than_gpus_says_how_many_to_start(tmp_path):
+    gpus = torch.cuda.device_count()
+    result = torchrun(gpus + 1, "train.device=cuda", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path, port=29534)
+    assert result.returncode != 0
+    assert f"ganlab: error: torchrun started {gpus + 1} processes on this machine, one a GPU, but it has {gpus}; " \
+        f"use --nproc_per_node={gpus}" in result.stderr
+
+
 def test_device_choice(tmp_path):
     result = run_cli(*SWEEP_TINY, "train.device=cuda", f"hydra.run.dir={tmp_path / 'a'}")
-    import torch
-
     if torch.cuda.is_available():
         assert result.returncode == 0, result.stderr
     else:

@@ -108,6 +108,9 @@ class TrainConfig:
     keep_checkpoints: int = 2  # numbered iter_N.pt files kept beside last.pt; 0 = last.pt only
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
     amp: bool = False  # bfloat16 autocast on GPUs
+    # GPUs: deterministic kernels, so a run (and its resume) repeats bit for bit, as on CPUs; false:
+    # cuDNN's fastest algorithms, whose sums come out in a varying order.
+    deterministic: bool = True
     threads: int = 0  # torch CPU threads; 0 = all cores, shared fairly among parallel sweep jobs
     # Run each iteration as one torch.compile'd graph (functional.py): several times faster for
     # small models, after a compilation of 20-50 s on a machine's first run (cached for later runs).

@@ -50,12 +50,30 @@ def setup(device_name: str) -> Placement:
     if world == 1:
         return Placement(device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))
+    if device.type == "cuda" and local_world > torch.cuda.device_count():
+        raise ConfigError(f"torchrun started {local_world} processes on this machine, one a GPU, but it has "
+                          f"{torch.cuda.device_count()}; use --nproc_per_node={torch.cuda.device_count()}, "
+                          "or train.device=cpu")
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Placement(device, rank, world)
+
+
+def reproducible(device: torch.device, deterministic: bool) -> None:
+    """train.deterministic: the same run twice (or killed and resumed) gives the same bits on a GPU
+    too. On CPUs it always does; on CUDA cuDNN's default convolution algorithms, and a few other
+    kernels, add up in an order that changes from call to call."""
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic workspaces
+        torch.use_deterministic_algorithms(True, warn_only=True)  # an op without a deterministic kernel warns
 
 
 def wrap(module: nn.Module, placement: Placement) -> nn.Module | None:

@@ -30,8 +30,8 @@ def init_state(optimizer: torch.optim.Optimizer) -> None:
     for group in optimizer.param_groups:
         for p in group["params"]:
             state = optimizer.state[p]
-            if isinstance(optimizer, torch.optim.Adam) and not state:
-                state.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(p),
+            if isinstance(optimizer, torch.optim.Adam) and not state:  # (fused Adam counts on the device)
+                state.update(step=torch.zeros((), device=p.device), exp_avg=torch.zeros_like(p),
                              exp_avg_sq=torch.zeros_like(p))
             elif isinstance(optimizer, torch.optim.SGD) and group["momentum"] and "momentum_buffer" not in state:
                 # torch.optim starts the buffer as a copy of the first gradient: the same as 0 * m + grad
@@ -47,16 +47,18 @@ def hyperparameters(optimizer: torch.optim.Optimizer) -> dict:
     return {k: group[k] for k in HYPER if k in group}
 
 
-def rates(optimizer: torch.optim.Optimizer, first_update: int, updates: int) -> torch.Tensor:
-    """(updates, 2): for each update of this iteration, the step size and Adam's second bias
-    correction, as torch.optim.Adam computes them from the update count (1 for SGD). Computed
-    here, once, because inside a compiled kernel the powers would be recomputed per element."""
+def rates(optimizer: torch.optim.Optimizer, first_update: int, updates: int, device: torch.device) -> torch.Tensor:
+    """(updates, 2) on `device`: for each update of this iteration, the step size and Adam's
+    second bias correction, as torch.optim.Adam computes them from the update count (1 for SGD).
+    Computed here, once, because inside a compiled kernel the powers would be recomputed per
+    element; on the parameters' device, because a GPU kernel cannot read a CPU tensor."""
     group = optimizer.param_groups[0]
     if "betas" not in group:
-        return torch.tensor([[group["lr"], 1.0]] * updates)
-    beta1, beta2 = group["betas"]
-    return torch.tensor([[group["lr"] / (1 - beta1 ** t), 1 - beta2 ** t]
-                         for t in range(first_update, first_update + updates)])
+        rows = [[group["lr"], 1.0]] * updates
+    else:
+        beta1, beta2 = group["betas"]
+        rows = [[group["lr"] / (1 - beta1 ** t), 1 - beta2 ** t] for t in range(first_update, first_update + updates)]
+    return torch.tensor(rows).to(device, non_blocking=True)
 
 
 def update(p: torch.Tensor, g: torch.Tensor, state: Tensors, group: dict, rate: torch.Tensor) -> None:
@@ -129,7 +131,8 @@ class FusedIteration:
         # Updates so far, the same for every parameter and every copy (torch.optim counts per parameter)
         self.updates = {net: int(opt.state[opt.param_groups[0]["params"][0]].get("step", 0))
                         for net, opt in (("d", gan.opt_d), ("g", gan.opt_g))}
-        self.ema_decay = torch.zeros(())
+        self.device = next(gan.G.parameters()).device
+        self.ema_decay = torch.zeros((), device=self.device)
         step = self._iteration
         if len(gans) == 1:
             self.tensors = tree_map(torch.Tensor.detach, tensors_of(gan))  # aliases, not copies
@@ -145,7 +148,7 @@ class FusedIteration:
             if not module.training:
                 module.train()
         steps = {"d": noises_d.shape[-3], "g": noises_g.shape[-3]}  # noises: ([copy,] step, batch, z)
-        rates_d, rates_g = (rates(opt, self.updates[net] + 1, steps[net])
+        rates_d, rates_g = (rates(opt, self.updates[net] + 1, steps[net], self.device)
                             for net, opt in (("d", gan.opt_d), ("g", gan.opt_g)))
         for net in steps:
             self.updates[net] += steps[net]

@@ -103,6 +103,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     mean over the copies of a population."""
     validate(cfg)
     placement = distributed.setup(cfg.train.device)
+    distributed.reproducible(placement.device, cfg.train.deterministic)
     run_dir = Path(cfg.resume or run_dir or run_dir_of())
     torch.set_num_threads(cfg.train.threads or fair_threads(placement.world))
     memory.keep_freed_memory()

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# GPU checks, for a machine with CUDA (none here; some sessions are lent one):
+#   1. the default test suite, where train.device=auto picks CUDA for every run it trains;
+#   2. a few short runs on the GPU and their timing.json: one seed against 32 (train.population),
+#      plain and compiled, for the book's 1-D recipe and the default 1-D recipe; MNIST with AMP.
+#
+#   bash experiments/gpu_check.sh [OUT_DIR]     (writes env.txt, pytest.log, runs.txt there)
+#
+# TESTS="tests/test_resume.py ..." limits the tests, RUNS="seed_one_compiled ..." the runs (names
+# below). Python packages the machine lacks can come in through EXTRA_PYTHONPATH (src/ first).
+set -u
+out=${1:-${OUT:-/tmp/gpu_check}}
+runs=$(mktemp -d)
+mkdir -p "$out"
+export PYTHONPATH="$PWD/src${EXTRA_PYTHONPATH:+:$EXTRA_PYTHONPATH}" PYTHONUNBUFFERED=1
+py=${PYTHON:-python3}
+
+{ nvidia-smi -L; nproc; $py -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"; } \
+    >"$out/env.txt" 2>&1
+cat "$out/env.txt"
+
+echo "== tests (train.device=auto: CUDA)"
+start=$(date +%s)
+timeout 240 $py -m pytest -q -p no:cacheprovider -n 8 --timeout=150 --durations=10 -rfE ${TESTS:-} \
+    >"$out/pytest.log" 2>&1
+echo "pytest exit $? in $(( $(date +%s) - start )) s"
+tail -25 "$out/pytest.log"
+
+echo "== runs on the GPU (training wall time and first iteration from timing.json)"
+run() {  # name, overrides...
+    local name=$1; shift
+    [ -z "${RUNS:-}" ] || [[ " $RUNS " == *" $name "* ]] || return 0
+    local t0; t0=$(date +%s.%N)
+    timeout 150 $py train.py train.device=cuda train.progress=false "hydra.run.dir=$runs/$name" "$@" \
+        >"$runs/$name.log" 2>&1
+    local rc=$? t1; t1=$(date +%s.%N)
+    $py - "$name" "$rc" "$t0" "$t1" "$runs/$name" <<'EOF' | tee -a "$out/runs.txt"
+import json, sys
+from pathlib import Path
+name, rc, t0, t1, d = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), Path(sys.argv[5])
+t = json.loads((d / "timing.json").read_text()) if (d / "timing.json").exists() else {}
+m = json.loads((d / "metrics.json").read_text()).get("final", {}) if (d / "metrics.json").exists() else {}
+metric = {k: round(v, 4) for k, v in m.items() if k in ("ks", "ks_std", "fd", "copies")}
+print(f"{name}: exit {rc}, process {t1 - t0:.1f} s, training {t.get('wall_time_s', float('nan')):.1f} s, "
+      f"first iteration {t.get('first_iteration_s', float('nan')):.1f} s, {metric}")
+EOF
+    [ "$rc" = 0 ] || tail -5 "$runs/$name.log"
+}
+seed="experiment=seed_normal train.iterations=2000"
+run seed_one_plain $seed train.compile=false
+run seed_32_plain $seed train.compile=false train.population=32
+run seed_one_compiled $seed train.compile=true
+run seed_32_compiled $seed train.compile=true train.population=32
+run default_one train.iterations=1000
+run default_32 train.iterations=1000 train.population=32
+run mnist_amp dataset=mnist train.epochs=1 train.amp=true
+rm -rf "$runs"
