@@ -135,7 +135,7 @@ def test_torchrun_with_more_processes_than_gpus_says_how_many_to_start(tmp_path)
     gpus = torch.cuda.device_count()
     result = torchrun(gpus + 1, "train.device=cuda", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path, port=29534)
     assert result.returncode != 0
-    assert f"ganlab: error: torchrun started {gpus + 1} processes on this machine, one a GPU, but it has {gpus}; " \
+    assert f"ganlab: error: torchrun started {gpus + 1} processes on this machine, one per GPU, but it has {gpus}; " \
         f"use --nproc_per_node={gpus}" in result.stderr
 
 

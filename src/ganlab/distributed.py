@@ -52,7 +52,7 @@ def setup(device_name: str) -> Placement:
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))
     if device.type == "cuda" and local_world > torch.cuda.device_count():
-        raise ConfigError(f"torchrun started {local_world} processes on this machine, one a GPU, but it has "
+        raise ConfigError(f"torchrun started {local_world} processes on this machine, one per GPU, but it has "
                           f"{torch.cuda.device_count()}; use --nproc_per_node={torch.cuda.device_count()}, "
                           "or train.device=cpu")
     if device.type == "cuda":
