@@ -7,7 +7,8 @@
 #   bash experiments/gpu_check.sh [OUT_DIR]     (writes env.txt, pytest.log, runs.txt there)
 #
 # TESTS="tests/test_resume.py ..." limits the tests, RUNS="seed_one_compiled ..." the runs (names
-# below). Python packages the machine lacks can come in through EXTRA_PYTHONPATH (src/ first).
+# below). Needs pytest-xdist and pytest-timeout besides the dev extras; Python packages the
+# machine lacks can come in through EXTRA_PYTHONPATH (src/ is put first).
 set -u
 out=${1:-${OUT:-/tmp/gpu_check}}
 runs=$(mktemp -d)
