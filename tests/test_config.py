@@ -51,6 +51,7 @@ def test_d_and_g_optimizers_are_separately_overridable():
     ("train.g_ema=1.5", "train.g_ema"),
     ("train.loss=wgan", "train.loss"),
     ("dataset=mnist dataset.eval_samples=1", "dataset.eval_samples"),
+    ("optimized_metric=mean", "optimized_metric"),  # no better or worse: best.pt could not be chosen by it
 ])
 def test_validate_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

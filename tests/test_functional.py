@@ -127,6 +127,13 @@ def test_a_population_is_k_single_runs_each_its_own_tensorboard_run(tmp_path, ca
     ks = [final(population / f"seed_{s}")["ks"] for s in (5, 6, 7)]
     assert summary["copies"] == 3 and summary["ks"] == pytest.approx(sum(ks) / 3)
     assert "| seed |" in (population / "summary.md").read_text()
+    # Each copy keeps its own best.pt; the population's table says where each is from and what it scored
+    copies = json.loads((population / "metrics.json").read_text())["copies"]
+    for row in copies:
+        best = json.loads((population / f"seed_{row['seed']}" / "metrics.json").read_text())["best"]
+        assert (row["best_ks"], row["best_at"]) == (best["ks"], best["iteration"])
+        assert checkpoint.load(population / f"seed_{row['seed']}" / "checkpoints" / "best.pt")["iteration"] == best["iteration"]
+    assert "best_ks" in (population / "summary.md").read_text()
     # The spread over the copies at every evaluation: in metrics.json, and as a TensorBoard run
     # of its own (the mean among the copies' curves, mean ± std as a Custom Scalars band)
     histories = [json.loads((population / f"seed_{s}" / "metrics.json").read_text())["history"] for s in (5, 6, 7)]

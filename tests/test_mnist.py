@@ -182,6 +182,22 @@ def test_generate_writes_the_same_samples_for_the_same_seed(train_tiny, tmp_path
         assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
 
 
+def test_generate_samples_the_best_evaluation_with_checkpoint_best(train_tiny, tmp_path):
+    run_dir = train_tiny("optimizer.g.lr=0.02", "optimizer.d.lr=0.02", "train.eval_every=5", name="b")
+    best = json.loads((run_dir / "metrics.json").read_text())["best"]["iteration"]
+    samples = {}
+    for which in ("last", "best"):
+        out = tmp_path / which
+        result = run_cli(f"run={run_dir}", f"checkpoint={which}", f"out={out}", script="generate.py")
+        assert result.returncode == 0, result.stderr
+        samples[which] = np.load(out.with_suffix(".npy"))
+    assert best < 40 and not np.array_equal(samples["last"], samples["best"])
+    no_best = train_tiny("train.keep_best=false", name="no_best")
+    result = run_cli(f"run={no_best}", "checkpoint=best", script="generate.py")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "no best checkpoint" in result.stderr and "use checkpoint=last" in result.stderr
+
+
 def test_generate_bad_run_dir_is_one_line(tmp_path):
     result = run_cli(f"run={tmp_path}", script="generate.py")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
@@ -209,6 +225,7 @@ def test_classifier_is_accurate_and_metrics_separate_real_from_noise():
     ([], "run= is missing"),
     (["run=x", "num_samples=abc"], "num_samples='abc' is not a valid num_samples"),
     (["run=x", "bogus=1"], "'bogus' is not an option of generate.py"),
+    (["run=x", "checkpoint=worst"], "checkpoint=worst is not one generate.py reads; use checkpoint=last or"),
 ])
 def test_generate_bad_arguments_name_the_argument(argv, words):
     with pytest.raises(ConfigError, match=re.escape(words)):

@@ -1,6 +1,7 @@
 """Runs survive interruption, bad input and untrusted files, and lose nothing."""
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -22,15 +23,24 @@ RESUMABLE = [*TINY, "train.checkpoint_every=10", "train.keep_checkpoints=10", "t
              "train.g_ema=0.9", "train.lr_schedule=linear"]
 
 
-def weights(run_dir, key="G"):
-    return checkpoint.load(run_dir / "checkpoints" / "last.pt")[key]
+def weights(run_dir, key="G", name="last.pt"):
+    return checkpoint.load(run_dir / "checkpoints" / name)[key]
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def assert_same_run(a, b):
     assert (a / "metrics.json").read_bytes() == (b / "metrics.json").read_bytes()
-    for key in ("G", "G_ema", "D"):
-        wa, wb = weights(a, key), weights(b, key)
-        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    for key, name in (("G", "last.pt"), ("G_ema", "last.pt"), ("D", "last.pt"), ("G", "best.pt"), ("G_ema", "best.pt")):
+        assert same_weights(weights(a, key, name), weights(b, key, name)), (key, name)
+
+
+def best_until(run_dir, iteration, metric):
+    """The iteration of the best evaluation up to `iteration`, from the checkpoint saved then."""
+    history = checkpoint.load(run_dir / "checkpoints" / f"iter_{iteration:08d}.pt")["history"]
+    return min(history, key=lambda entry: entry[metric])["iteration"]
 
 
 def steps(run_dir, tag):
@@ -49,6 +59,11 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path, killed_after):
         shutil.copytree(never_stopped, crashed)
         (crashed / "metrics.json").unlink()
         shutil.copy(crashed / "checkpoints" / f"iter_{killed_after:08d}.pt", crashed / "checkpoints" / "last.pt")
+        # ... with best.pt as it was then: the G of the best evaluation so far
+        best = best_until(crashed, killed_after, "ks" if name == "normal" else "fd")
+        saved = checkpoint.load(crashed / "checkpoints" / f"iter_{best:08d}.pt")
+        checkpoint.save_atomic({k: saved[k] for k in ("format", "iteration", "G", "G_ema", "config")},
+                               crashed / "checkpoints", name="best.pt")
         train(compose_cfg([*RESUMABLE, *extra, f"resume={crashed}"]))
         assert_same_run(never_stopped, crashed)
         # TensorBoard shows one curve: the steps logged after the checkpoint were purged, not duplicated.
@@ -70,9 +85,32 @@ def test_a_finished_run_extends_and_says_when_nothing_is_left(tmp_path, caplog):
 
 
 def test_only_last_and_the_newest_k_checkpoints_are_kept(train_tiny):
-    run_dir = train_tiny("train.checkpoint_every=10", "train.keep_checkpoints=2")
+    run_dir = train_tiny("train.checkpoint_every=10", "train.keep_checkpoints=2", "train.keep_best=false")
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == \
         ["iter_00000030.pt", "iter_00000040.pt", "last.pt"]
+
+
+# Learning rates of 0.02 overshoot: KS falls, then rises again before iteration 40 (best.pt is not last.pt).
+OVERSHOOT = ["optimizer.g.lr=0.02", "optimizer.d.lr=0.02"]
+
+
+@pytest.mark.parametrize("overrides,metric", [(OVERSHOOT, "ks"), ([*OVERSHOOT, "optimized_metric=w1"], "w1"),
+                                              (["experiment=seed_normal", "train.compile=false"], "ks")])
+def test_best_pt_holds_the_generator_of_the_best_evaluation(tmp_path, overrides, metric):
+    run_dir = tmp_path / "run"
+    train(compose_cfg([*RESUMABLE, *overrides, "train.eval_every=5", "train.checkpoint_every=5",
+                       "train.keep_checkpoints=8"]), run_dir=run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    history, best = metrics["history"], metrics["best"]
+    assert len(history) == 8 and best in history
+    assert all(best[metric] < entry[metric] for entry in history if entry["iteration"] < best["iteration"])
+    assert all(best[metric] <= entry[metric] for entry in history)
+    assert best["iteration"] == best_until(run_dir, 40, metric)
+    for key in ("G", "G_ema"):
+        assert same_weights(weights(run_dir, key, "best.pt"), weights(run_dir, key, f"iter_{best['iteration']:08d}.pt"))
+        if best["iteration"] != 40:
+            assert not same_weights(weights(run_dir, key, "best.pt"), weights(run_dir, key))
+    assert "D" not in checkpoint.load(run_dir / "checkpoints" / "best.pt")  # only what sampling needs
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

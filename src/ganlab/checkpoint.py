@@ -13,6 +13,7 @@ import torch
 from ganlab.errors import UserError
 
 LAST = "last.pt"
+BEST = "best.pt"  # only what sampling needs: G, its average, the config (train.keep_best)
 
 
 class CheckpointError(UserError):
@@ -31,15 +32,15 @@ def compact(value: Any) -> Any:
     return value
 
 
-def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0) -> Path:
-    """Write `directory/last.pt` (and `iter_N.pt`, keeping the newest `keep` of those).
+def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0, name: str = LAST) -> Path:
+    """Write `directory/name` (and `iter_N.pt`, keeping the newest `keep` of those).
 
-    The bytes go to a temporary file that is flushed, fsynced and then renamed over last.pt:
+    The bytes go to a temporary file that is flushed, fsynced and then renamed over the old file:
     a crash or a full disk mid-save leaves the previous checkpoint intact.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{LAST}.tmp"
+    tmp = directory / f".{name}.tmp"
     try:
         with open(tmp, "wb") as f:
             torch.save(compact(state), f)
@@ -51,13 +52,13 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0) -> Path:
             os.link(tmp, numbered)  # same bytes, no second write
             for old in sorted(directory.glob("iter_*.pt"))[:-keep]:
                 old.unlink()
-        os.replace(tmp, directory / LAST)
+        os.replace(tmp, directory / name)
     except OSError as error:
         raise CheckpointError(f"could not write a checkpoint to {directory} ({error.strerror}); "
                               "the previous checkpoint is kept; free space or fix permissions") from None
     finally:
         tmp.unlink(missing_ok=True)  # gone after a successful rename; a partial file otherwise
-    return directory / LAST
+    return directory / name
 
 
 def copies_in(run_dir: Path) -> list[Path]:

@@ -24,6 +24,17 @@ class ConfigError(UserError):
     """A value or combination in the config that cannot work."""
 
 
+# The metrics that say how good a G is: what optimized_metric may name. Lower is better for
+# distances; higher for the classifier's score, coverage and confident fraction.
+QUALITY_METRICS = {"normal": ("ks", "w1"), "mnist": ("fd", "score", "coverage", "class_kl", "confident")}
+LOWER_IS_BETTER = {"ks", "w1", "fd", "class_kl"}
+
+
+def main_metric(cfg: DictConfig) -> str:
+    """optimized_metric, or the dataset's distance to the real data (KS, FD)."""
+    return cfg.get("optimized_metric") or ("ks" if cfg.dataset.name == "normal" else "fd")
+
+
 # ----------------------------------------------------------------------------- dataset
 @dataclass
 class NormalDatasetConfig:
@@ -106,6 +117,9 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2  # numbered iter_N.pt files kept beside last.pt; 0 = last.pt only
+    # Also keep checkpoints/best.pt: G (and its average) at the evaluation with the best
+    # optimized_metric so far, for generate.py checkpoint=best. GANs oscillate; the end is not the best.
+    keep_best: bool = True
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
     amp: bool = False  # bfloat16 autocast on GPUs
     # GPUs: deterministic kernels, so a run (and its resume) repeats bit for bit, as on CPUs; false:
@@ -139,7 +153,8 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
     resume: Optional[str] = None  # a run directory to continue, in place
-    # The final metric train.py returns (for sweepers); unset = ks (normal) or fd (mnist).
+    # The metric train.py returns to sweepers, sweep summaries sort by and best.pt is chosen by;
+    # unset = ks (normal) or fd (mnist).
     optimized_metric: Optional[str] = None
     experiment_name: Optional[str] = None
 
@@ -227,8 +242,7 @@ def validate(cfg: DictConfig) -> None:
                 and not get(f"optimizer.{net}.momentum") > 0:
             fail(f"optimizer.{net}.momentum", "must be > 0 with nesterov=true",
                  f"set optimizer.{net}.momentum (e.g. 0.9) or optimizer.{net}.nesterov=false")
-    metrics = {"normal": ("mean", "std", "ks", "w1"),
-               "mnist": ("fd", "score", "coverage", "class_kl", "confident")}[cfg.dataset.name]
+    metrics = QUALITY_METRICS[cfg.dataset.name]
     if cfg.optimized_metric is not None and cfg.optimized_metric not in metrics:
         fail("optimized_metric", f"is not a metric of dataset={cfg.dataset.name}", f"use one of {', '.join(metrics)}")
     fits = {"gan1d": "normal", "conv": "mnist"}

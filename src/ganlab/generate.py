@@ -23,11 +23,21 @@ class GenerateConfig:
     num_samples: int = 64
     seed: int = 0
     out: str = "samples"  # writes OUT.npy and OUT.png
+    checkpoint: str = "last"  # last (the end of training) | best (the best evaluation: train.keep_best)
 
 
-def load_generator(run_dir: Path):
-    """The run's config and its generator (the averaged one where the run kept one)."""
-    state = checkpoint.load(checkpoint.last_in(run_dir))
+def load_generator(run_dir: Path, which: str = "last"):
+    """The run's config and its generator (the averaged one where the run kept one), as it was at
+    the end of training (last) or at its best evaluation (best)."""
+    if which not in ("last", "best"):
+        raise ConfigError(f"checkpoint={which} is not one generate.py reads; use checkpoint=last or checkpoint=best")
+    path = checkpoint.last_in(run_dir)  # one line if run_dir is no run
+    if which == "best":
+        path = path.with_name(checkpoint.BEST)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no best checkpoint (the run has not evaluated yet, or was trained with "
+                              "train.keep_best=false or a ganlab older than it); use checkpoint=last")
+    state = checkpoint.load(path)
     cfg = OmegaConf.create(state["config"])
     G, _ = build_models(cfg.model, cfg.dataset)
     G.load_state_dict(state["G_ema"] or state["G"])
@@ -38,7 +48,7 @@ def load_generator(run_dir: Path):
 def generate(args: GenerateConfig) -> tuple[Path, Path]:
     if args.num_samples <= 0:
         raise ConfigError(f"num_samples={args.num_samples} must be positive; ask for at least 1 sample")
-    cfg, G = load_generator(Path(args.run))
+    cfg, G = load_generator(Path(args.run), args.checkpoint)
     gen = torch.Generator().manual_seed(args.seed)
     out = Path(args.out)
     if cfg.dataset.name == "normal":
@@ -61,9 +71,10 @@ def generate(args: GenerateConfig) -> tuple[Path, Path]:
     return out.with_suffix(".npy"), out.with_suffix(".png")
 
 
-USAGE = """usage: python generate.py run=RUN_DIR [num_samples=64] [seed=0] [out=samples]
+USAGE = """usage: python generate.py run=RUN_DIR [num_samples=64] [seed=0] [out=samples] [checkpoint=last|best]
 
-Samples from a run written by train.py (its averaged G where it kept one) and writes OUT.npy
+Samples from a run written by train.py (its averaged G where it kept one), at the end of its
+training (checkpoint=last) or at its best evaluation (checkpoint=best), and writes OUT.npy
 (MNIST: uint8 N x 28 x 28; normal: float32 N values) and OUT.png (a digit grid, or the samples'
 histogram against the target). Same run, same seed, same samples."""
 
@@ -78,10 +89,10 @@ def parse(argv: list[str]) -> GenerateConfig:
                           "e.g. run=outputs/DATE/TIME") from None
     except ConfigKeyError as error:
         raise ConfigError(f"{error.key!r} is not an option of generate.py; the options are "
-                          f"run, num_samples, seed, out (python generate.py --help)") from None
+                          f"run, num_samples, seed, out, checkpoint (python generate.py --help)") from None
     except ValidationError as error:
         raise ConfigError(f"{error.full_key}={error.value!r} is not a valid {error.full_key}; "
-                          "num_samples and seed take integers, run and out paths") from None
+                          "num_samples and seed take integers, run and out paths, checkpoint last or best") from None
 
 
 def main(argv: list[str]) -> None:

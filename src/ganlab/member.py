@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab import checkpoint, distributed, loop
 from ganlab.checkpoint import CheckpointError
-from ganlab.config import ConfigError
+from ganlab.config import LOWER_IS_BETTER, ConfigError, main_metric
 from ganlab.data import build_sampler
 from ganlab.distributed import Placement
 from ganlab.errors import Diverged, UserError
@@ -163,10 +163,18 @@ class Member:
         if log_now or eval_now:
             self.logger.flush()  # a TensorBoard reading along sees them now
         t1 = time.perf_counter()
+        if eval_now and self.t.keep_best and self.best() is self.history[-1]:
+            checkpoint.save_atomic(self.generator_state(it), self.run_dir / "checkpoints", name=checkpoint.BEST)
         if save_now:
             checkpoint.save_atomic(self.state(it), self.run_dir / "checkpoints", keep=self.t.keep_checkpoints)
         self.seconds["eval_log"] += t1 - t0
         self.seconds["checkpoint"] += time.perf_counter() - t1
+
+    def best(self) -> dict:
+        """The evaluation with the best optimized_metric so far (the earliest of equals)."""
+        metric = main_metric(self.cfg)
+        sign = 1 if metric in LOWER_IS_BETTER else -1
+        return min(self.history, key=lambda evaluation: sign * evaluation[metric])
 
     def finish(self, wall: float, first_iteration_s: float, startup_s: float | None, placement: Placement) -> dict:
         """Write the final metrics, timing and (optionally) losses and weights; return the final metrics."""
@@ -174,7 +182,7 @@ class Member:
         self.logger.hparams(flat_hparams(self.cfg), {f"final/{k}": v for k, v in final.items() if k != "iteration"})
         self.logger.close()
         iterations = self.iterations - self.start
-        write_json(self.run_dir / "metrics.json", {"final": final, "history": self.history})
+        write_json(self.run_dir / "metrics.json", {"final": final, "best": self.best(), "history": self.history})
         write_json(self.run_dir / "timing.json", {
             "wall_time_s": wall, "first_iteration_s": first_iteration_s, "startup_s": startup_s,
             "iterations": iterations, "iterations_per_s": iterations / wall,
@@ -191,14 +199,22 @@ class Member:
             torch.save(self.gan.D.state_dict(), self.run_dir / "discriminator.pt")
         return final
 
-    def state(self, it: int) -> dict:
-        """Everything needed to continue exactly: networks, optimizers, schedules, random states."""
+    def generator_state(self, it: int) -> dict:
+        """What sampling needs (best.pt, and generate.py reads no more of last.pt)."""
         gan = self.gan
         return {
             "format": checkpoint.FORMAT,
             "iteration": it,
-            "G": gan.G.state_dict(), "D": gan.D.state_dict(),
+            "G": gan.G.state_dict(),
             "G_ema": gan.ema.model.state_dict() if gan.ema else None,
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+        }
+
+    def state(self, it: int) -> dict:
+        """Everything needed to continue exactly: networks, optimizers, schedules, random states."""
+        gan = self.gan
+        return self.generator_state(it) | {
+            "D": gan.D.state_dict(),
             "ema_updates": gan.ema.updates if gan.ema else 0,
             "opt_g": gan.opt_g.state_dict(), "opt_d": gan.opt_d.state_dict(),
             "schedulers": [s.state_dict() for s in gan.schedulers],
@@ -206,7 +222,6 @@ class Member:
             "data": self.real.state_dict(),
             "history": self.history,
             "losses": torch.stack(self.losses) if self.losses else torch.zeros(0, 2),
-            "config": OmegaConf.to_container(self.cfg, resolve=True),
         }
 
     def restore(self, state: dict, rank: int = 0) -> int:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, open_dict
 
 from ganlab import checkpoint
-from ganlab.config import ConfigError
+from ganlab.config import ConfigError, main_metric
 from ganlab.summary import markdown_table, mean_and_std, write_json
 from ganlab.tb_logger import TBLogger
 
@@ -105,14 +105,20 @@ class Spread:
         size = len(members) + len(self.left_out)
         final = {"iteration": finished[0].history[-1]["iteration"], "copies": len(finished),
                  "failed": size - len(finished), **mean_and_std(last)}
-        rows, keys = [{"seed": m.cfg.seed, **values} for m, values in zip(finished, last)], list(last[0])
+        rows = [{"seed": m.cfg.seed, **values} for m, values in zip(finished, last)]
+        if finished[0].t.keep_best:  # where each copy's best.pt is from, and what it scored
+            metric = main_metric(finished[0].cfg)
+            rows = [row | {f"best_{metric}": best[metric], "best_at": best["iteration"]}
+                    for row, best in zip(rows, (m.best() for m in finished))]
         write_json(run_dir / "metrics.json", {"final": final, "history": self.history(), "copies": rows})
         write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
                                               "startup_s": startup_s, "population": size,
                                               "iterations": members[0].iterations - members[0].start})
+        keys = [k for k in rows[0] if k not in ("seed", "best_at")]
+        spread = mean_and_std([{k: row[k] for k in keys} for row in rows])
         (run_dir / "summary.md").write_text(
             f"# Population of {size} seeds ({final['failed']} failed)\n\n"
-            + markdown_table(rows, ["seed", *keys]) + "\n\n"
-            + markdown_table([{"": "mean", **{k: final[k] for k in keys}},
-                              {"": "std", **{k: final[f"{k}_std"] for k in keys}}], ["", *keys]) + "\n")
+            + markdown_table(rows, list(rows[0])) + "\n\n"
+            + markdown_table([{"": "mean", **{k: spread[k] for k in keys}},
+                              {"": "std", **{k: spread[f"{k}_std"] for k in keys}}], ["", *keys]) + "\n")
         return final

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from ganlab import distributed, functional, loop, memory
 from ganlab.checkpoint import CheckpointError, check_unused
-from ganlab.config import ConfigError, validate
+from ganlab.config import ConfigError, main_metric, validate
 from ganlab.distributed import Placement
 from ganlab.errors import Diverged, UserError
 from ganlab.member import Member, build_members
@@ -228,6 +228,10 @@ def finish(members: list[Member], spread: Spread | None, run_dir: Path, placemen
     if spread is None:
         log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                  for k, v in finals[0].items()), wall)
+        if members[0].t.keep_best:
+            best, metric = members[0].best(), main_metric(members[0].cfg)
+            log.info("best: %s %.4g at iteration %d (generate.py run=%s checkpoint=best)",
+                     metric, best[metric], best["iteration"], run_dir)
     else:  # the copies' mean and spread, as metrics.json has them; each copy's row is in summary.md
         summary = spread.finish(wall, first_iteration_s, startup_s)
         values = ", ".join(f"{k} {summary[k]:.4g} ± {summary[f'{k}_std']:.2g}" for k in finals[0] if k != "iteration")
@@ -237,9 +241,5 @@ def finish(members: list[Member], spread: Spread | None, run_dir: Path, placemen
 
 
 def population_metric(cfg: DictConfig, finals: list[dict]) -> float:
-    return statistics.fmean(main_metric(cfg, final) for final in finals)
-
-
-def main_metric(cfg: DictConfig, metrics: dict) -> float:
-    """The value train() returns for sweepers: `optimized_metric`, or KS (normal) / FD (MNIST)."""
-    return metrics[cfg.optimized_metric or ("ks" if cfg.dataset.name == "normal" else "fd")]
+    """The value train() returns for sweepers: the final `optimized_metric`, mean over the copies."""
+    return statistics.fmean(final[main_metric(cfg)] for final in finals)

@@ -13,13 +13,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.config import LOWER_IS_BETTER, main_metric
 from ganlab.summary import markdown_table, mean_and_std
 
 log = logging.getLogger("ganlab")
-
-# Lower is better for these; higher for the others (score, coverage, confident).
-MINIMIZED = {"ks", "w1", "fd", "class_kl"}
-
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The run's settings as flat key -> int/float/str/bool, for TensorBoard's HParams."""
@@ -105,7 +102,7 @@ def write_summary(sweep_dir: Path, metric: str) -> Path | None:
     if not rows:
         return None
     metrics = ordered_metrics({k for r in rows for k in r} - {"job", "overrides", "status"})
-    sign = 1 if metric in MINIMIZED else -1
+    sign = 1 if metric in LOWER_IS_BETTER else -1
     rows.sort(key=lambda r: (r["status"] != "ok", sign * r.get(metric, 0.0)))
     columns = ["job", "status", *metrics]
     with open(sweep_dir / "summary.csv", "w", newline="") as f:
@@ -136,7 +133,6 @@ class SweepSummary(Callback):
     """Hydra callback: at the end of a multirun, write the summary tables at the sweep root."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        metric = config.get("optimized_metric") or ("ks" if config.dataset.name == "normal" else "fd")
-        path = write_summary(Path(config.hydra.sweep.dir), metric)
+        path = write_summary(Path(config.hydra.sweep.dir), main_metric(config))
         if path is not None:
             log.info("sweep summary: %s", path)
