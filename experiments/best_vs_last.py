@@ -1,0 +1,58 @@
+"""How good is best.pt? Each run's best and last generator, scored again on fresh draws.
+
+    python experiments/best_vs_last.py RUNS_DIR [SEED]
+
+best.pt is chosen by the run's own evaluation, so the score it was chosen for is optimistic (the
+best of many noisy measurements). This scores both checkpoints again with noise and real data the
+run never saw (the same number of samples as its evaluations, drawn from SEED, default 12345),
+for every run below RUNS_DIR (a population's copies, a sweep's jobs), and prints a Markdown table.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ganlab.config import main_metric
+from ganlab.data import build_sampler
+from ganlab.generate import load_generator
+from ganlab.metrics import build_evaluator
+from ganlab.models import sample_noise
+from ganlab.summary import markdown_table, mean_and_std
+
+
+def fresh_score(run_dir: Path, which: str, seed: int) -> tuple[str, float]:
+    """The run's main metric for its `which` generator, on fresh noise and fresh real data."""
+    cfg, G = load_generator(run_dir, which)
+    gen = torch.Generator().manual_seed(seed)
+    n = cfg.dataset.eval_samples
+    evaluator = build_evaluator(cfg.dataset, build_sampler(cfg.dataset, gen).reference(n, gen),
+                                sample_noise(cfg.model, cfg.dataset, n, gen))
+    metric = main_metric(cfg)
+    return metric, evaluator(G).scalars[metric]
+
+
+def row(run_dir: Path, root: Path, seed: int) -> dict:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metric, best_fresh = fresh_score(run_dir, "best", seed)
+    _, last_fresh = fresh_score(run_dir, "last", seed)
+    return {"run": str(run_dir.relative_to(root)) or ".", "best_at": metrics["best"]["iteration"],
+            f"best {metric}": metrics["best"][metric], f"best {metric}, fresh": best_fresh,
+            f"last {metric}": metrics["final"][metric], f"last {metric}, fresh": last_fresh}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (2, 3) or not Path(sys.argv[1]).is_dir():
+        sys.exit("usage: python experiments/best_vs_last.py RUNS_DIR [SEED]  (RUNS_DIR: a run, population or sweep)")
+    root, seed = Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) == 3 else 12345
+    runs = sorted(path.parent.parent for path in root.rglob("checkpoints/best.pt"))
+    if not runs:
+        sys.exit(f"no checkpoints/best.pt below {root}: train with train.keep_best=true (the default)")
+    rows = [row(run_dir, root, seed) for run_dir in runs if (run_dir / "metrics.json").exists()]
+    print(markdown_table(rows, list(rows[0])))
+    if len(rows) > 1:
+        columns = [key for key in rows[0] if key not in ("run", "best_at")]
+        spread = mean_and_std([{key: r[key] for key in columns} for r in rows])
+        print("\n" + markdown_table([{"": "mean", **{k: spread[k] for k in columns}},
+                                     {"": "std", **{k: spread[f"{k}_std"] for k in columns}}], ["", *columns]))
