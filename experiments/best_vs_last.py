@@ -19,7 +19,7 @@ from ganlab.data import build_sampler
 from ganlab.generate import load_generator
 from ganlab.metrics import build_evaluator
 from ganlab.models import sample_noise
-from ganlab.summary import markdown_table, mean_and_std
+from ganlab.summary import markdown_table, spread_table
 
 
 def fresh_score(run_dir: Path, which: str, seed: int) -> tuple[str, float]:
@@ -52,7 +52,4 @@ if __name__ == "__main__":
     rows = [row(run_dir, root, seed) for run_dir in runs if (run_dir / "metrics.json").exists()]
     print(markdown_table(rows, list(rows[0])))
     if len(rows) > 1:
-        columns = [key for key in rows[0] if key not in ("run", "best_at")]
-        spread = mean_and_std([{key: r[key] for key in columns} for r in rows])
-        print("\n" + markdown_table([{"": "mean", **{k: spread[k] for k in columns}},
-                                     {"": "std", **{k: spread[f"{k}_std"] for k in columns}}], ["", *columns]))
+        print("\n" + spread_table(rows, [key for key in rows[0] if key not in ("run", "best_at")]))

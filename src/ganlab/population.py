@@ -16,7 +16,7 @@ from omegaconf import DictConfig, open_dict
 
 from ganlab import checkpoint
 from ganlab.config import ConfigError, main_metric
-from ganlab.summary import markdown_table, mean_and_std, write_json
+from ganlab.summary import markdown_table, mean_and_std, spread_table, write_json
 from ganlab.tb_logger import TBLogger
 
 if TYPE_CHECKING:
@@ -114,11 +114,8 @@ class Spread:
         write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
                                               "startup_s": startup_s, "population": size,
                                               "iterations": members[0].iterations - members[0].start})
-        keys = [k for k in rows[0] if k not in ("seed", "best_at")]
-        spread = mean_and_std([{k: row[k] for k in keys} for row in rows])
         (run_dir / "summary.md").write_text(
             f"# Population of {size} seeds ({final['failed']} failed)\n\n"
             + markdown_table(rows, list(rows[0])) + "\n\n"
-            + markdown_table([{"": "mean", **{k: spread[k] for k in keys}},
-                              {"": "std", **{k: spread[f"{k}_std"] for k in keys}}], ["", *keys]) + "\n")
+            + spread_table(rows, [k for k in rows[0] if k not in ("seed", "best_at")]) + "\n")
         return final

@@ -48,6 +48,13 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def spread_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A Markdown table of two rows: the mean and the standard deviation of each column over the rows."""
+    spread = mean_and_std([{c: r[c] for c in columns} for r in rows])
+    return markdown_table([{"": "mean", **{c: spread[c] for c in columns}},
+                           {"": "std", **{c: spread[f"{c}_std"] for c in columns}}], ["", *columns])
+
+
 def markdown(rows: list[dict], columns: tuple[str, ...] = COLUMNS + ("wall_s",)) -> str:
     """A Markdown table of the runs, then the mean and the worst (max) of each column."""
     columns = [c for c in columns if any(c in r for r in rows)]
