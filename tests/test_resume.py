@@ -111,6 +111,11 @@ def test_best_pt_holds_the_generator_of_the_best_evaluation(tmp_path, overrides,
         if best["iteration"] != 40:
             assert not same_weights(weights(run_dir, key, "best.pt"), weights(run_dir, key))
     assert "D" not in checkpoint.load(run_dir / "checkpoints" / "best.pt")  # only what sampling needs
+    # best.pt is written with the checkpoints: evaluated more often than saved, the same best
+    sparse = tmp_path / "sparse"
+    train(compose_cfg([*RESUMABLE, *overrides, "train.eval_every=5", "train.checkpoint_every=20"]), run_dir=sparse)
+    for key in ("G", "G_ema"):
+        assert same_weights(weights(sparse, key, "best.pt"), weights(run_dir, key, "best.pt"))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

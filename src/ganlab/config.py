@@ -117,8 +117,9 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2  # numbered iter_N.pt files kept beside last.pt; 0 = last.pt only
-    # Also keep checkpoints/best.pt: G (and its average) at the evaluation with the best
-    # optimized_metric so far, for generate.py checkpoint=best. GANs oscillate; the end is not the best.
+    # Also keep checkpoints/best.pt (written with the checkpoints): G and its average at the
+    # evaluation with the best optimized_metric so far, for generate.py checkpoint=best. GANs
+    # oscillate; their end is often not their best.
     keep_best: bool = True
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
     amp: bool = False  # bfloat16 autocast on GPUs

@@ -85,6 +85,7 @@ class Member:
 
     def __init__(self, cfg: DictConfig, run_dir: Path, placement: Placement):
         self.cfg, self.run_dir, self.main, self.failed = cfg, run_dir, placement.is_main, False
+        self.config_dict = OmegaConf.to_container(cfg, resolve=True)  # what every checkpoint records
         saved = checkpoint.load(checkpoint.last_in(run_dir)) if cfg.resume else None
         if saved:
             check_compatible(saved["config"], cfg, run_dir)
@@ -124,6 +125,7 @@ class Member:
                                purge_step=self.start + 1 if self.start else None,
                                image_dir=run_dir / "images" if cfg.logger.save_images and self.main else None)
         self.last_checked = self.start  # the last iteration known to have finite losses
+        self.unsaved_best: dict | None = None  # best.pt's content, written with the next checkpoint
         self.seconds = {"eval_log": 0.0, "checkpoint": 0.0}
 
     def plan(self, it: int, stop_requested: bool = False) -> tuple[bool, bool, bool]:
@@ -160,12 +162,16 @@ class Member:
             self.logger.scalars({f"eval/{k}": v for k, v in evaluation.scalars.items()}, it)
             self.logger.histograms(evaluation.histograms, it)
             self.logger.images(evaluation.images, it)
+            if self.t.keep_best and self.best() is self.history[-1]:
+                self.unsaved_best = self.generator_state(it, copy=True)
         if log_now or eval_now:
             self.logger.flush()  # a TensorBoard reading along sees them now
         t1 = time.perf_counter()
-        if eval_now and self.t.keep_best and self.best() is self.history[-1]:
-            checkpoint.save_atomic(self.generator_state(it), self.run_dir / "checkpoints", name=checkpoint.BEST)
         if save_now:
+            # best.pt goes with last.pt, so it never holds an evaluation a resumed run retrains
+            if self.unsaved_best:
+                checkpoint.save_atomic(self.unsaved_best, self.run_dir / "checkpoints", name=checkpoint.BEST)
+                self.unsaved_best = None
             checkpoint.save_atomic(self.state(it), self.run_dir / "checkpoints", keep=self.t.keep_checkpoints)
         self.seconds["eval_log"] += t1 - t0
         self.seconds["checkpoint"] += time.perf_counter() - t1
@@ -199,15 +205,19 @@ class Member:
             torch.save(self.gan.D.state_dict(), self.run_dir / "discriminator.pt")
         return final
 
-    def generator_state(self, it: int) -> dict:
-        """What sampling needs (best.pt, and generate.py reads no more of last.pt)."""
+    def generator_state(self, it: int, copy: bool = False) -> dict:
+        """What sampling needs (best.pt, and generate.py reads no more of last.pt); `copy`: of
+        the weights as they are now, which training then leaves alone."""
+        def weights(net: torch.nn.Module) -> dict:
+            return {k: v.clone() for k, v in net.state_dict().items()} if copy else net.state_dict()
+
         gan = self.gan
         return {
             "format": checkpoint.FORMAT,
             "iteration": it,
-            "G": gan.G.state_dict(),
-            "G_ema": gan.ema.model.state_dict() if gan.ema else None,
-            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "G": weights(gan.G),
+            "G_ema": weights(gan.ema.model) if gan.ema else None,
+            "config": self.config_dict,
         }
 
     def state(self, it: int) -> dict:
