@@ -37,6 +37,15 @@ def test_run_writes_tensorboard_checkpoint_and_metrics(train_tiny):
     assert (run_dir / "config.yaml").exists()
 
 
+def test_learning_rates_are_logged_as_the_schedule_moves_them(train_tiny):
+    events = read_events(train_tiny("train.lr_schedule=linear", "optimizer.d.lr=0.004", "optimizer.g.lr=0.001"))
+    for net, lr in (("d", 0.004), ("g", 0.001)):
+        logged = events.Scalars(f"lr/{net}")
+        assert [e.step for e in logged] == [10, 20, 30, 40]
+        # the rate from that iteration on: annealed linearly to 0 at the last of 40
+        assert [e.value for e in logged] == pytest.approx([lr * (1 - s / 40) for s in (10, 20, 30, 40)], abs=1e-9)
+
+
 def test_same_seed_same_metrics_other_seed_other_metrics(train_tiny):
     a = json.loads((train_tiny("seed=3", name="a") / "metrics.json").read_text())
     b = json.loads((train_tiny("seed=3", name="b") / "metrics.json").read_text())

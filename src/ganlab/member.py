@@ -155,7 +155,7 @@ class Member:
         self.check_finite(it, stats, finite)
         t0 = time.perf_counter()
         if log_now:
-            self.logger.scalars({k: v.item() for k, v in stats.items()}, it)
+            self.logger.scalars({k: v.item() for k, v in stats.items()} | self.learning_rates(), it)
         if eval_now:
             evaluation = self.evaluator(self.gan.sampler)
             self.history.append({"iteration": it, **evaluation.scalars})
@@ -175,6 +175,10 @@ class Member:
             checkpoint.save_atomic(self.state(it), self.run_dir / "checkpoints", keep=self.t.keep_checkpoints)
         self.seconds["eval_log"] += t1 - t0
         self.seconds["checkpoint"] += time.perf_counter() - t1
+
+    def learning_rates(self) -> dict[str, float]:
+        """The rates the next updates use (train.lr_schedule moves them)."""
+        return {f"lr/{net}": opt.param_groups[0]["lr"] for net, opt in (("d", self.gan.opt_d), ("g", self.gan.opt_g))}
 
     def best(self) -> dict:
         """The evaluation with the best optimized_metric so far (the earliest of equals)."""

@@ -226,12 +226,12 @@ def finish(members: list[Member], spread: Spread | None, run_dir: Path, placemen
         spread.logger.close()
         raise Diverged(f"every copy of the population diverged; see {run_dir}/seed_*/failure.txt")
     if spread is None:
-        log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                 for k, v in finals[0].items()), wall)
         if members[0].t.keep_best:
             best, metric = members[0].best(), main_metric(members[0].cfg)
             log.info("best: %s %.4g at iteration %d (generate.py run=%s checkpoint=best)",
                      metric, best[metric], best["iteration"], run_dir)
+        log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                 for k, v in finals[0].items()), wall)
     else:  # the copies' mean and spread, as metrics.json has them; each copy's row is in summary.md
         summary = spread.finish(wall, first_iteration_s, startup_s)
         values = ", ".join(f"{k} {summary[k]:.4g} ± {summary[f'{k}_std']:.2g}" for k in finals[0] if k != "iteration")
