@@ -3,9 +3,10 @@
     python experiments/best_vs_last.py RUNS_DIR [SEED]
 
 best.pt is chosen by the run's own evaluation, so the score it was chosen for is optimistic (the
-best of many noisy measurements). This scores both checkpoints again with noise and real data the
-run never saw (the same number of samples as its evaluations, drawn from SEED, default 12345),
-for every run below RUNS_DIR (a population's copies, a sweep's jobs), and prints a Markdown table.
+best of many noisy measurements). This scores both checkpoints again on other draws (noise, and the
+real samples compared against: for MNIST another sample of the training digits; as many as the
+run's evaluations used, drawn from SEED, default 12345), for every run below RUNS_DIR (a
+population's copies, a sweep's jobs), and prints a Markdown table.
 """
 
 import json
@@ -23,7 +24,7 @@ from ganlab.summary import markdown_table, spread_table
 
 
 def fresh_score(run_dir: Path, which: str, seed: int) -> tuple[str, float]:
-    """The run's main metric for its `which` generator, on fresh noise and fresh real data."""
+    """The run's main metric for its `which` generator, on fresh noise and real samples."""
     cfg, G = load_generator(run_dir, which)
     gen = torch.Generator().manual_seed(seed)
     n = cfg.dataset.eval_samples
