@@ -42,13 +42,16 @@ def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
         assert job.parent == sweep and not list(job.glob("*/events.out.tfevents.*"))  # no extra subfolder
         hparams, events = hparams_of(job)
         assert hparams["seed"] in (0, 1) and hparams["optimizer.d.name"] in ("adam", "sgd")
-        assert "final/ks" in events.Tags()["scalars"]
+        assert "final/ks" in events.Tags()["scalars"] and "best/ks" in events.Tags()["scalars"]
 
     with open(sweep / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
     ks = [float(r["ks"]) for r in rows]
     assert ks == sorted(ks)
+    for row in rows:  # best.pt's score beside the final one
+        history = json.loads((sweep / row["job"] / "metrics.json").read_text())["history"]
+        assert float(row["best_ks"]) == pytest.approx(min(h["ks"] for h in history), rel=1e-6)
     with open(sweep / "summary_seeds.csv") as f:
         settings = list(csv.DictReader(f))
     assert len(settings) == 4 and all(s["seeds"] == "2" for s in settings)
@@ -63,11 +66,13 @@ def test_a_sweep_of_populations_shows_each_mean_beside_its_spread(tmp_path):
         reader = csv.DictReader(f)
         rows, columns = list(reader), reader.fieldnames
     assert [r["copies"] for r in rows] == ["2", "2"]
-    assert columns[:9] == ["overrides", "job", "status", "copies", "failed", "ks", "ks_std", "ks_real", "ks_real_std"]
+    assert columns[:11] == ["overrides", "job", "status", "copies", "failed", "best_ks", "best_ks_std",
+                            "ks", "ks_std", "ks_real", "ks_real_std"]
     for row in rows:  # the job's row is its population's mean and spread over the copies
-        copies = [json.loads(p.read_text())["final"]["ks"] for p in (sweep / row["job"]).glob("seed_*/metrics.json")]
-        assert len(copies) == 2 and float(row["ks"]) == pytest.approx(sum(copies) / 2, rel=1e-3)
-        assert float(row["ks_std"]) == pytest.approx(abs(copies[0] - copies[1]) / 2 ** 0.5, rel=1e-3)
+        metrics = [json.loads(p.read_text()) for p in (sweep / row["job"]).glob("seed_*/metrics.json")]
+        for key, copies in (("ks", [m["final"]["ks"] for m in metrics]), ("best_ks", [m["best"]["ks"] for m in metrics])):
+            assert len(copies) == 2 and float(row[key]) == pytest.approx(sum(copies) / 2, rel=1e-3)
+            assert float(row[f"{key}_std"]) == pytest.approx(abs(copies[0] - copies[1]) / 2 ** 0.5, rel=1e-3)
     # one seed a setting: nothing to aggregate over seeds, and the summary says how to get it
     assert not (sweep / "summary_seeds.csv").exists()
     assert "No setting ran with more than one seed" in (sweep / "summary.md").read_text()

@@ -189,7 +189,10 @@ class Member:
     def finish(self, wall: float, first_iteration_s: float, startup_s: float | None, placement: Placement) -> dict:
         """Write the final metrics, timing and (optionally) losses and weights; return the final metrics."""
         final = self.history[-1]
-        self.logger.hparams(flat_hparams(self.cfg), {f"final/{k}": v for k, v in final.items() if k != "iteration"})
+        metric = main_metric(self.cfg)
+        scores = {f"final/{k}": v for k, v in final.items() if k != "iteration"}
+        scores |= {f"best/{metric}": self.best()[metric]} if self.t.keep_best else {}
+        self.logger.hparams(flat_hparams(self.cfg), scores)
         self.logger.close()
         iterations = self.iterations - self.start
         write_json(self.run_dir / "metrics.json", {"final": final, "best": self.best(), "history": self.history})

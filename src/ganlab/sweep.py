@@ -52,16 +52,24 @@ def fair_threads(processes: int = 1) -> int:
     return max(1, cores // parallel)
 
 
-def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row a job: its overrides, final metrics (or its failure) and wall time."""
+def best_of(metrics: dict, metric: str) -> dict[str, float]:
+    """A job's best `metric` (best.pt's score): a run's own, or its population's mean and spread."""
+    if "copies" in metrics:
+        scores = [{f"best_{metric}": row[f"best_{metric}"]} for row in metrics["copies"] if f"best_{metric}" in row]
+        return mean_and_std(scores) if scores else {}
+    return {f"best_{metric}": metrics["best"][metric]} if "best" in metrics else {}
+
+
+def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
+    """One row a job: its overrides, final metrics and best `metric` (or its failure)."""
     rows = []
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
         overrides = [o for o in OmegaConf.load(overrides_file) if not o.startswith(("hydra", "train.progress"))]
         row: dict[str, Any] = {"job": str(job_dir.relative_to(sweep_dir)), "overrides": " ".join(overrides)}
         if (job_dir / "metrics.json").exists():
-            final = json.loads((job_dir / "metrics.json").read_text())["final"]
-            row |= {k: v for k, v in final.items() if k != "iteration"}
+            metrics = json.loads((job_dir / "metrics.json").read_text())
+            row |= {k: v for k, v in metrics["final"].items() if k != "iteration"} | best_of(metrics, metric)
             row["status"] = "ok"
         else:
             failure = job_dir / "failure.txt"
@@ -98,7 +106,7 @@ def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict
 def write_summary(sweep_dir: Path, metric: str) -> Path | None:
     """summary.csv / summary.md (one row a job, sorted by `metric`) and, where some setting ran
     with several seeds, the seed aggregate (summary_seeds.csv)."""
-    rows = job_rows(sweep_dir)
+    rows = job_rows(sweep_dir, metric)
     if not rows:
         return None
     metrics = ordered_metrics({k for r in rows for k in r} - {"job", "overrides", "status"})
