@@ -63,14 +63,14 @@ def check_run_dir(argv: list[str], rank: int) -> None:
     given = dict(arg.split("=", 1) for arg in argv if "=" in arg)
     resume = given.get("resume", "null")
     new_run_dir = "hydra.run.dir" in given and rank == 0 and not {"-m", "--multirun"} & set(argv)
-    if resume == "null" and not new_run_dir:
+    if resume in ("null", "auto") and not new_run_dir:
         return
-    from ganlab.checkpoint import CheckpointError, check_resumable, check_unused
+    from ganlab.checkpoint import CheckpointError, check_resumable, check_unused, resumable
 
     try:
-        if resume != "null":
+        if resume not in ("null", "auto"):
             check_resumable(resume)
-        else:
+        elif not (resume == "auto" and resumable(given["hydra.run.dir"])):
             check_unused(given["hydra.run.dir"])
     except CheckpointError as error:
         fail(error)

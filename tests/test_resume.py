@@ -245,6 +245,14 @@ def file_in_the_way(run_dir, tmp_path):
     return tmp_path / "a_file" / "run"
 
 
+def stopped_before_its_first_checkpoint(run_dir, tmp_path):
+    """A run killed before it saved anything: its TensorBoard file, no checkpoint to continue."""
+    copy = tmp_path / "early"
+    copy.mkdir()
+    shutil.copy(next(run_dir.glob("events.out.tfevents.*")), copy)
+    return copy
+
+
 # (case, how to build the command line from the finished run, words the one line must hold)
 BAD_INPUT = [
     ("no checkpoint", lambda run, tmp: [f"resume={tmp}"], "no checkpoint there"),
@@ -258,6 +266,8 @@ BAD_INPUT = [
      "cannot write"),
     ("a new run into an earlier run's directory", lambda run, tmp: [*TINY, f"hydra.run.dir={run}"],
      "already holds a run"),
+    ("resume=auto where nothing can be continued", lambda run, tmp: [
+        *TINY, "resume=auto", f"hydra.run.dir={stopped_before_its_first_checkpoint(run, tmp)}"], "; remove it"),
     ("missing MNIST files", lambda run, tmp: ["dataset=mnist", f"dataset.root={tmp}", f"hydra.run.dir={tmp}/r"],
      "no train-images-idx3-ubyte"),
     ("nesterov without momentum", lambda run, tmp: ["optimizer.g.name=sgd", "optimizer.g.nesterov=true",

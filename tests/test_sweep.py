@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -56,6 +57,36 @@ def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
         settings = list(csv.DictReader(f))
     assert len(settings) == 4 and all(s["seeds"] == "2" for s in settings)
     assert "Seeds aggregated" in (sweep / "summary.md").read_text()
+
+
+def test_an_interrupted_sweep_finishes_with_the_same_command_plus_resume_auto(tmp_path):
+    args = ["-m", *SWEEP_TINY, "train.checkpoint_every=10", "train.keep_checkpoints=10"]
+    never_stopped, stopped = tmp_path / "never_stopped", tmp_path / "stopped"
+    assert run_cli(*args, "seed=0,1", f"hydra.sweep.dir={never_stopped}").returncode == 0
+    # The sweep "killed" in its second job, right after that job's checkpoint at iteration 20
+    shutil.copytree(never_stopped, stopped)
+    job = {next(o for o in j.name.split(",") if o.startswith("seed=")): j.name for j in job_dirs(stopped)}
+    (stopped / "summary.csv").unlink()
+    (stopped / job["seed=1"] / "metrics.json").unlink()
+    checkpoints = stopped / job["seed=1"] / "checkpoints"
+    shutil.copy(checkpoints / "iter_00000020.pt", checkpoints / "last.pt")
+    finished = (stopped / job["seed=0"] / "checkpoints" / "last.pt").read_bytes()
+    # Run again, one seed more: the finished job is left as it is, the stopped one continues, the new one runs
+    result = run_cli(*args, "seed=0,1,2", "resume=auto", f"hydra.sweep.dir={stopped}")
+    assert result.returncode == 0, result.stderr
+    assert "nothing left to do" in result.stderr + result.stdout
+    assert (stopped / job["seed=0"] / "checkpoints" / "last.pt").read_bytes() == finished
+    assert (stopped / job["seed=1"] / "metrics.json").read_bytes() == \
+        (never_stopped / job["seed=1"] / "metrics.json").read_bytes()
+    assert len(job_dirs(stopped)) == 3 and not any("resume" in j.name for j in job_dirs(stopped))
+    with open(stopped / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(r["status"] == "ok" and "resume" not in r["overrides"] for r in rows)
+    # A single run the same way: resume=auto starts it, and continues (here: finds nothing left) after
+    for _ in range(2):
+        result = run_cli(*TINY, "resume=auto", f"hydra.run.dir={tmp_path / 'single'}")
+        assert result.returncode == 0, result.stderr
+    assert "nothing left to do" in result.stderr + result.stdout
 
 
 def test_a_sweep_of_populations_shows_each_mean_beside_its_spread(tmp_path):

@@ -82,7 +82,8 @@ def test_train_py_runs_from_the_command_line(tmp_path):
     again = run_cli(*TINY, "seed=1", f"hydra.run.dir={tmp_path}")
     assert again.returncode == 2 and again.stderr.strip().splitlines() == [
         f"ganlab: error: {tmp_path} already holds a run (checkpoints/last.pt); continue it with "
-        f"resume={tmp_path}, or write this one elsewhere (hydra.run.dir=DIR; hydra.sweep.dir=DIR with -m)"]
+        f"resume={tmp_path} (a sweep: its command plus resume=auto), or write this one elsewhere "
+        "(hydra.run.dir=DIR; hydra.sweep.dir=DIR with -m)"]
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == kept
     # ... but printing that command's config writes nothing, so it is not refused
     shown = run_cli(*TINY, "seed=1", f"hydra.run.dir={tmp_path}", "--cfg", "job")

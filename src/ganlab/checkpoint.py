@@ -85,6 +85,14 @@ def check_resumable(run_dir: Path) -> None:
         last_in(directory)
 
 
+def resumable(run_dir: Path) -> bool:
+    try:
+        check_resumable(run_dir)
+        return True
+    except CheckpointError:
+        return False
+
+
 def check_unused(run_dir: Path) -> None:
     """A new run never writes over an earlier one's checkpoints, metrics or TensorBoard curves."""
     run_dir = Path(run_dir).expanduser()
@@ -92,8 +100,8 @@ def check_unused(run_dir: Path) -> None:
                for path in (directory / "checkpoints" / LAST, directory / "metrics.json",
                             *directory.glob("events.out.tfevents.*")) if path.exists()]
     if earlier:
-        resumable = any(path.name == LAST for path in earlier)
-        fix = f"continue it with resume={run_dir}" if resumable else "remove it"
+        has_last = any(path.name == LAST for path in earlier)
+        fix = f"continue it with resume={run_dir} (a sweep: its command plus resume=auto)" if has_last else "remove it"
         raise CheckpointError(f"{run_dir} already holds a run ({earlier[0].relative_to(run_dir)}); {fix}, "
                               "or write this one elsewhere (hydra.run.dir=DIR; hydra.sweep.dir=DIR with -m)")
 

@@ -30,6 +30,9 @@ QUALITY_METRICS = {"normal": ("ks", "w1"), "mnist": ("fd", "score", "coverage", 
 LOWER_IS_BETTER = {"ks", "w1", "fd", "class_kl"}
 
 
+RESUME_IF_THERE = "auto"
+
+
 def main_metric(cfg: DictConfig) -> str:
     """optimized_metric, or the dataset's distance to the real data (KS, FD)."""
     return cfg.get("optimized_metric") or ("ks" if cfg.dataset.name == "normal" else "fd")
@@ -153,7 +156,9 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
-    resume: Optional[str] = None  # a run directory to continue, in place
+    # A run directory to continue, in place; auto: continue the run directory's run if it holds
+    # one, else start one there (the same multirun command plus resume=auto finishes a sweep).
+    resume: Optional[str] = None
     # The metric train.py returns to sweepers, sweep summaries sort by and best.pt is chosen by;
     # unset = ks (normal) or fd (mnist).
     optimized_metric: Optional[str] = None
@@ -171,8 +176,8 @@ def job_dirname(overrides: str, limit: int = 150) -> str:
 
 def register_configs(experiments_dir: Optional[Path] = None) -> None:
     """Register schemas, and the top-level experiments/ presets as the `experiment` group."""
-    if not OmegaConf.has_resolver("first_set"):  # hydra.run.dir is the resumed run's, if any
-        OmegaConf.register_new_resolver("first_set", lambda *values: next(v for v in values if v is not None))
+    if not OmegaConf.has_resolver("resumed_or"):  # hydra.run.dir is the resumed run's, if any
+        OmegaConf.register_new_resolver("resumed_or", lambda resume, new: new if resume in (None, RESUME_IF_THERE) else resume)
     if not OmegaConf.has_resolver("job_dirname"):
         OmegaConf.register_new_resolver("job_dirname", job_dirname)
     cs = ConfigStore.instance()

@@ -18,8 +18,8 @@ import torch
 from omegaconf import DictConfig
 
 from ganlab import distributed, functional, loop, memory
-from ganlab.checkpoint import CheckpointError, check_unused
-from ganlab.config import ConfigError, main_metric, validate
+from ganlab.checkpoint import CheckpointError, check_unused, resumable
+from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, validate
 from ganlab.distributed import Placement
 from ganlab.errors import Diverged, UserError
 from ganlab.member import Member, build_members
@@ -44,6 +44,18 @@ def run_dir_of() -> Path:
     from hydra.core.hydra_config import HydraConfig
 
     return Path(HydraConfig.get().runtime.output_dir)
+
+
+def how_to_continue(cfg: DictConfig, run_dir: Path) -> str:
+    """What to type to continue a stopped run: the same command, plus resume= if it had none."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if cfg.resume:
+        return "continue with the same command"
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return "continue the sweep with the same command plus resume=auto"
+    return f"continue with the same command plus resume={run_dir}"
 
 
 @contextmanager
@@ -104,7 +116,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     validate(cfg)
     placement = distributed.setup(cfg.train.device)
     distributed.reproducible(placement.device, cfg.train.deterministic)
-    run_dir = Path(cfg.resume or run_dir or run_dir_of())
+    again = how_to_continue(cfg, Path(cfg.resume or run_dir or run_dir_of()))
+    cfg, run_dir = resolve_resume(cfg, run_dir)
     torch.set_num_threads(cfg.train.threads or fair_threads(placement.world))
     memory.keep_freed_memory()
     check_fused(cfg, placement)
@@ -164,8 +177,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
                                  "g": stats["loss/g"].float().mean().item()})
         if stop and it != iterations:
             name = signal.Signals(stop[0]).name
-            raise Interrupted(f"{name} at iteration {it}: checkpoint saved in {run_dir}; "
-                              f"continue with the same command plus resume={run_dir}", stop[0])
+            raise Interrupted(f"{name} at iteration {it}: checkpoint saved in {run_dir}; {again}", stop[0])
 
     log.info("run directory: %s", run_dir)
     if first.t.compile:  # otherwise a silent wait
@@ -193,6 +205,17 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         return math.nan
     timing = {"wall": time.perf_counter() - t0, "first_iteration_s": first_iteration_s, "startup_s": startup_s}
     return population_metric(cfg, finish(members, spread, run_dir, placement, **timing))
+
+
+def resolve_resume(cfg: DictConfig, run_dir: Path | None) -> tuple[DictConfig, Path]:
+    """The run directory, and cfg.resume as that directory or None: resume=auto continues the
+    directory's run where it has checkpoints (a sweep run again continues its jobs), else starts one."""
+    if cfg.resume != RESUME_IF_THERE:
+        return cfg, Path(cfg.resume or run_dir or run_dir_of())
+    run_dir = Path(run_dir or run_dir_of())
+    cfg = cfg.copy()
+    cfg.resume = str(run_dir) if resumable(run_dir) else None
+    return cfg, run_dir
 
 
 def members_to_train(cfg: DictConfig, run_dir: Path, placement: Placement) -> tuple[list[Member], list[int]]:

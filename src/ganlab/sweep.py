@@ -65,7 +65,7 @@ def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
     rows = []
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
-        overrides = [o for o in OmegaConf.load(overrides_file) if not o.startswith(("hydra", "train.progress"))]
+        overrides = [o for o in OmegaConf.load(overrides_file) if not o.startswith(("hydra", "train.progress", "resume="))]
         row: dict[str, Any] = {"job": str(job_dir.relative_to(sweep_dir)), "overrides": " ".join(overrides)}
         if (job_dir / "metrics.json").exists():
             metrics = json.loads((job_dir / "metrics.json").read_text())
