@@ -54,7 +54,7 @@ def how_to_continue(cfg: DictConfig, run_dir: Path) -> str:
     if cfg.resume:
         return "continue with the same command"
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return "continue the sweep with the same command plus resume=auto"
+        return f"continue the sweep with the same command plus resume=auto hydra.sweep.dir={HydraConfig.get().sweep.dir}"
     return f"continue with the same command plus resume={run_dir}"
 
 
