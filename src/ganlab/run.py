@@ -46,12 +46,12 @@ def run_dir_of() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def how_to_continue(cfg: DictConfig, run_dir: Path) -> str:
+def how_to_continue(run_dir: Path, resume_given: bool) -> str:
     """What to type to continue a stopped run: the same command, plus resume= if it had none."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    if cfg.resume:
+    if resume_given:
         return "continue with the same command"
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return f"continue the sweep with the same command plus resume=auto hydra.sweep.dir={HydraConfig.get().sweep.dir}"
@@ -116,8 +116,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     validate(cfg)
     placement = distributed.setup(cfg.train.device)
     distributed.reproducible(placement.device, cfg.train.deterministic)
-    again = how_to_continue(cfg, Path(cfg.resume or run_dir or run_dir_of()))
+    resume_given = cfg.resume is not None
     cfg, run_dir = resolve_resume(cfg, run_dir)
+    again = how_to_continue(run_dir, resume_given)
     torch.set_num_threads(cfg.train.threads or fair_threads(placement.world))
     memory.keep_freed_memory()
     check_fused(cfg, placement)

@@ -18,6 +18,7 @@ from ganlab.summary import markdown_table, mean_and_std
 
 log = logging.getLogger("ganlab")
 
+
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The run's settings as flat key -> int/float/str/bool, for TensorBoard's HParams."""
     flat: dict[str, Any] = {}
