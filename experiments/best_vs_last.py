@@ -2,8 +2,8 @@
 
     python experiments/best_vs_last.py RUNS_DIR [SEED]
 
-best.pt is chosen by the run's own evaluation, so the score it was chosen for is optimistic (the
-best of many noisy measurements). This scores both checkpoints again on other draws (noise, and the
+best.pt is chosen by the run's own evaluations, so the score it was chosen for could be a lucky
+draw (the best of many noisy measurements). This scores both checkpoints again on other draws (noise, and the
 real samples compared against: for MNIST another sample of the training digits; as many as the
 run's evaluations used, drawn from SEED, default 12345), for every run below RUNS_DIR (a
 population's copies, a sweep's jobs), and prints a Markdown table.
