@@ -45,7 +45,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganlab import loop
+from ganlab import loop, provenance
 from ganlab.config import register_configs
 from ganlab.distributed import Placement
 from ganlab.losses import build_loss
@@ -326,6 +326,7 @@ def main() -> None:
         tmp = Path(tmp)
         peak = gemm_peak()
         results = {
+            "environment": provenance.environment(torch.device("cpu")),  # what these numbers were measured on
             "threads": torch.get_num_threads(), "gemm_peak_gflops": peak,
             "1d_seed_batch1": bench(["experiment=seed_normal"], 1, 400 // n, rounds, tmp / "1d"),
             "mnist_seed_batch16": bench(["experiment=seed_mnist"], 16, 8 // n or 1, rounds, tmp / "m16"),

@@ -27,6 +27,7 @@ def test_quick_benchmark_reports_every_row_from_alternating_rounds(tmp_path):
     assert population["ratio_to_one_compiled_process"] > 0  # whole processes, start-up and exit included
     assert 0 < results["eval_log_cost_default_run"]["fraction"] < 1
     assert results["startup"]["to_first_iteration_s"] > 0
+    assert results["environment"]["torch"] and results["environment"]["threads"] == results["threads"]
 
 
 def test_benchmark_refuses_an_output_it_cannot_write_before_measuring(tmp_path):

@@ -12,6 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import ROOT, TINY, read_events, run_cli
+from ganlab.sweep import write_summary
 
 SWEEP_TINY = [a for a in TINY if not a.startswith("train.progress")] + ["train.progress=false"]
 
@@ -57,6 +58,18 @@ def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
         settings = list(csv.DictReader(f))
     assert len(settings) == 4 and all(s["seeds"] == "2" for s in settings)
     assert "Seeds aggregated" in (sweep / "summary.md").read_text()
+    # What the jobs ran on: one line when they all ran on the same, else job by job
+    ran_on = {r["ran_on"] for r in rows}
+    assert len(ran_on) == 1 and f"torch {torch.__version__}" in ran_on.pop()
+    assert "Every job ran on ganlab " in (sweep / "summary.md").read_text()
+    environment = sweep / rows[0]["job"] / "environment.json"
+    record = json.loads(environment.read_text())
+    record["processes"][0]["torch"] = "1.0.0"
+    environment.write_text(json.dumps(record))
+    write_summary(sweep, "ks")
+    text = (sweep / "summary.md").read_text()
+    assert "did not all run on the same code and software" in text
+    assert f"| {rows[0]['job']} | ganlab " in text and "torch 1.0.0" in text
 
 
 def test_an_interrupted_sweep_finishes_with_the_same_command_plus_resume_auto(tmp_path):

@@ -17,7 +17,7 @@ from typing import Iterator
 import torch
 from omegaconf import DictConfig
 
-from ganlab import distributed, functional, loop, memory
+from ganlab import distributed, functional, loop, memory, provenance
 from ganlab.checkpoint import CheckpointError, check_unused, resumable
 from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, validate
 from ganlab.distributed import Placement
@@ -132,6 +132,12 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         return population_metric(cfg, [m.history[-1] for m in members])
     if start:
         log.info("resuming %s at iteration %d of %d", run_dir, start, iterations)
+    if placement.is_main:  # environment.json: what this process runs on, in each run directory
+        changes = provenance.record([run_dir] + ([m.run_dir for m in members] if population > 1 else []),
+                                    start, placement.device, placement.world)
+        if changes:
+            log.warning("resumed under other conditions than the run started in (%s): it goes on, but may not "
+                        "match the same run never stopped bit for bit", "; ".join(changes))
     spread = Spread(run_dir, members, start, left_out, enabled=placement.is_main) if population > 1 else None
     single = len(members) == 1  # the step's statistics have no copy dimension
     step = build_step(members)

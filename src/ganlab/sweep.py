@@ -13,6 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab import provenance
 from ganlab.config import LOWER_IS_BETTER, main_metric
 from ganlab.summary import markdown_table, mean_and_std
 
@@ -75,6 +76,7 @@ def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
         else:
             failure = job_dir / "failure.txt"
             row["status"] = failure.read_text().strip() if failure.exists() else "did not finish"
+        row["ran_on"] = provenance.conditions(job_dir)
         rows.append(row)
     return rows
 
@@ -104,22 +106,34 @@ def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict
     return out
 
 
+def ran_on(rows: list[dict[str, Any]]) -> str:
+    """What the jobs ran on (code, torch, device, threads: environment.json), said once when they
+    all ran on the same, else job by job: numbers from different code are not comparable."""
+    conditions = {row["ran_on"] for row in rows if row["ran_on"]}
+    if len(conditions) == 1:
+        return f"Every job ran on {conditions.pop()} (each job's environment.json has more).\n"
+    if not conditions:
+        return ""
+    return ("**The jobs did not all run on the same code and software** (each job's environment.json "
+            "has more):\n\n" + markdown_table(rows, ["job", "ran_on"]) + "\n")
+
+
 def write_summary(sweep_dir: Path, metric: str) -> Path | None:
     """summary.csv / summary.md (one row a job, sorted by `metric`) and, where some setting ran
     with several seeds, the seed aggregate (summary_seeds.csv)."""
     rows = job_rows(sweep_dir, metric)
     if not rows:
         return None
-    metrics = ordered_metrics({k for r in rows for k in r} - {"job", "overrides", "status"})
+    metrics = ordered_metrics({k for r in rows for k in r} - {"job", "overrides", "status", "ran_on"})
     sign = 1 if metric in LOWER_IS_BETTER else -1
     rows.sort(key=lambda r: (r["status"] != "ok", sign * r.get(metric, 0.0)))
     columns = ["job", "status", *metrics]
     with open(sweep_dir / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["overrides", *columns], extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=["overrides", *columns, "ran_on"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     text = (f"# Sweep summary, sorted by {metric} ({'lower' if sign > 0 else 'higher'} is better)\n\n"
-            + markdown_table(rows, columns) + "\n\n## Seeds aggregated (mean and standard deviation)\n\n")
+            + markdown_table(rows, columns) + "\n\n" + ran_on(rows) + "\n## Seeds aggregated (mean and standard deviation)\n\n")
     # a population's counts and spreads over its copies are not averaged again over seeds
     seeds = aggregate_seeds(rows, [m for m in metrics if m not in ("copies", "failed") and not m.endswith("_std")])
     if any(row["seeds"] > 1 for row in seeds):

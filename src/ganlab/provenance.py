@@ -1,0 +1,139 @@
+"""Where a run's numbers came from: the code, the software, the machine and the command.
+
+GAN results move with small things (a torch release, a thread count, an uncommitted edit), so a
+run records them in RUN_DIR/environment.json: one entry for each process that trained it, its
+start and every resume. A resume under other code or software says so in the log: the run goes
+on, but is no longer bit-identical to the same run never stopped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import ganlab
+from ganlab.summary import write_json
+
+if TYPE_CHECKING:
+    import torch
+
+FILE = "environment.json"
+# What decides a resumed run's arithmetic; the rest (host, command, ...) is for the record.
+MUST_MATCH = ("code", "torch", "device", "threads")
+
+
+def git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.decode(errors="replace") if done.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict:
+    """ganlab's version, and where it runs from a git checkout (an editable install), the commit
+    and whether tracked files differ from it (with a digest of the difference, so two edited
+    states are told apart)."""
+    version = {"version": ganlab.__version__, "commit": None, "dirty": None}
+    root = Path(ganlab.__file__).resolve().parents[2]  # src/ganlab/__init__.py -> the checkout
+    if not (root / ".git").exists() or (root / "src" / "ganlab" / "__init__.py").resolve() != Path(ganlab.__file__).resolve():
+        return version  # installed as a package: its version is all there is
+    commit = git(root, "rev-parse", "HEAD")
+    diff = git(root, "diff", "HEAD", "--no-ext-diff", "--binary")
+    if commit is None or diff is None:
+        return version
+    version |= {"commit": commit.strip(), "dirty": bool(diff)}
+    if diff:
+        version["diff_sha1"] = hashlib.sha1(diff.encode()).hexdigest()
+    return version
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device, world: int = 1) -> dict:
+    """This process: what ran (code, software), where (machine, device, threads) and how (command)."""
+    import numpy as np
+    import torch
+
+    return {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "cwd": os.getcwd(),
+        "code": code_version(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        "world_size": world,
+    }
+
+
+def record(run_dirs: list[Path], start: int, device: torch.device, world: int = 1) -> list[str]:
+    """Add this process to each run directory's environment.json; return how it differs, in what
+    decides the arithmetic, from the process that started the first run (nothing for a new run)."""
+    entry = {"from_iteration": start, **environment(device, world)}
+    changes = []
+    for k, run_dir in enumerate(run_dirs):
+        path = Path(run_dir) / FILE
+        earlier = earlier_processes(path) if start else []
+        if k == 0 and earlier:
+            changes = [f"{describe(key, earlier[0].get(key))} -> {describe(key, entry[key])}"
+                       for key in MUST_MATCH if earlier[0].get(key) != entry[key]]
+        write_json(path, {"processes": [*earlier, entry]})
+    return changes
+
+
+def earlier_processes(path: Path) -> list[dict]:
+    """The entries a run directory has so far (none for a run that an older ganlab started)."""
+    try:
+        entries = json.loads(path.read_text())["processes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return entries if isinstance(entries, list) and all(isinstance(e, dict) for e in entries) else []
+
+
+def describe(key: str, value) -> str:
+    """One of MUST_MATCH's values in a few words."""
+    if key == "code":
+        if not value or not value.get("commit"):
+            return f"ganlab {value['version'] if value else '?'}"
+        changes = f" with uncommitted changes {value['diff_sha1'][:8]}" if value["dirty"] else ""
+        return f"ganlab {value['commit'][:10]}{changes}"
+    if key == "threads":
+        return f"{value} thread{'s' if value != 1 else ''}"
+    return f"torch {value}" if key == "torch" else str(value)
+
+
+def conditions(run_dir: Path) -> str | None:
+    """What decided a run's arithmetic (MUST_MATCH), in a few words; a run whose processes
+    differed in it: each in turn. None where the run has no environment.json."""
+    said, last = [], None
+    for process in earlier_processes(Path(run_dir) / FILE):
+        words = ", ".join(describe(key, process.get(key)) for key in MUST_MATCH)
+        if words != last:
+            said.append(f"from iteration {process.get('from_iteration')}: {words}" if said else words)
+            last = words
+    return "; ".join(said) or None

@@ -1,0 +1,69 @@
+"""A run records what it ran on (code, software, machine, command), and a resume says when that changed."""
+
+import json
+import logging
+import subprocess
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY, compose_cfg
+from ganlab import provenance
+from ganlab.run import train
+
+
+def processes(run_dir):
+    return json.loads((run_dir / "environment.json").read_text())["processes"]
+
+
+def git(*args):
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_run_records_what_it_ran_on_and_each_resume_adds_itself(tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    train(compose_cfg(TINY), run_dir=run_dir)
+    (first,) = processes(run_dir)
+    assert first["from_iteration"] == 0 and first["torch"] == torch.__version__
+    assert first["threads"] == torch.get_num_threads() and first["device"] == "cpu"
+    if (ROOT / ".git").exists():  # a checkout (CI's is a clone): the commit the code is at, edited or not
+        assert first["code"]["commit"] == git("rev-parse", "HEAD").strip()
+        assert first["code"]["dirty"] == bool(git("diff", "HEAD", "--no-ext-diff", "--binary"))
+
+    with caplog.at_level(logging.WARNING, logger="ganlab"):
+        train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
+    assert [p["from_iteration"] for p in processes(run_dir)] == [0, 40]
+    assert not caplog.text  # the same code and software: nothing to say
+    train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))  # nothing left to do: not a process of the run
+    assert len(processes(run_dir)) == 2
+
+    # The run as if started under another torch: the next resume says so, and goes on
+    (run_dir / "environment.json").write_text(json.dumps({"processes": [first | {"torch": "1.0.0"}, *processes(run_dir)[1:]]}))
+    with caplog.at_level(logging.WARNING, logger="ganlab"):
+        train(compose_cfg([*TINY, "train.iterations=80", f"resume={run_dir}"]))
+    assert f"(torch 1.0.0 -> torch {torch.__version__})" in caplog.text and "bit for bit" in caplog.text
+    assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 80
+    assert provenance.conditions(run_dir).startswith("ganlab ") and \
+        f"torch 1.0.0, cpu, {torch.get_num_threads()} thread" in provenance.conditions(run_dir)
+    assert f"; from iteration 40: ganlab" in provenance.conditions(run_dir)
+
+
+def test_a_population_records_it_for_itself_and_for_each_copy(tmp_path):
+    population = tmp_path / "population"
+    train(compose_cfg([*TINY, "train.population=2"]), run_dir=population)
+    for run_dir in (population, population / "seed_0", population / "seed_1"):
+        (entry,) = processes(run_dir)
+        assert entry["torch"] == torch.__version__ and entry["from_iteration"] == 0
+
+
+@pytest.mark.parametrize("saved", ["", "{not json", '{"processes": 3}'])
+def test_an_unreadable_record_is_started_again_not_a_crash(tmp_path, saved):
+    """A run that an older ganlab started has none; a damaged one is replaced."""
+    run_dir = tmp_path / "run"
+    train(compose_cfg(TINY), run_dir=run_dir)
+    if saved:
+        (run_dir / "environment.json").write_text(saved)
+    else:
+        (run_dir / "environment.json").unlink()
+    train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
+    assert [p["from_iteration"] for p in processes(run_dir)] == [40]
