@@ -5,8 +5,10 @@ the step profiler names Inductor's kernels (slow: a compilation of its own, up t
 import json
 
 import pytest
+import torch
 
-from conftest import run_cli
+from conftest import TINY, compose_cfg, run_cli
+from ganlab.summary import t_quantile, welch_interval
 
 
 @pytest.mark.slow
@@ -71,3 +73,54 @@ def test_best_vs_last_scores_every_runs_checkpoints_again(train_tiny, tmp_path):
     train_tiny("train.keep_best=false", name="without")
     result = run_cli(str(tmp_path / "without"), script="experiments/best_vs_last.py")
     assert result.returncode != 0 and "no checkpoints/best.pt below" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def two_recipes(tmp_path_factory):
+    """Two settings, three seeds each (populations): 10 and 150 iterations of the default recipe."""
+    from ganlab.run import train
+
+    sets = tmp_path_factory.mktemp("sets")
+    for name, length in (("short", ["train.iterations=10", "train.eval_every=10"]),
+                         ("long", ["train.iterations=150", "train.eval_every=50"])):
+        train(compose_cfg([*TINY, "train.population=3", *length]), run_dir=sets / name)
+    return sets
+
+
+def test_compare_says_which_recipe_is_better_beyond_the_seeds_spread(two_recipes):
+    short, long = two_recipes / "short", two_recipes / "long"
+    result = run_cli(str(short), str(long), script="experiments/compare.py")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"A: {short}, 3 runs; ran on ganlab ") and f"torch {torch.__version__}" in lines[0]
+    ks = {f"{run.name}/{copy}": json.loads((run / copy / "metrics.json").read_text())["final"]["ks"]
+          for run in (short, long) for copy in ("seed_0", "seed_1", "seed_2")}
+    row = next(line for line in lines if line.startswith("| ks |")).split("|")
+    mean = {run: sum(ks[f"{run}/seed_{s}"] for s in range(3)) / 3 for run in ("short", "long")}
+    assert float(row[4]) == pytest.approx(mean["long"] - mean["short"], rel=1e-3)
+    assert row[-2].strip() == "B lower (better)"  # 150 iterations against 10: far beyond three seeds' spread
+    assert any(line.startswith("| best_ks |") for line in lines)
+    # A recipe against itself: a difference of 0, within the interval
+    same = run_cli(str(long), str(long), script="experiments/compare.py").stdout
+    rows = [line for line in same.splitlines() if line.startswith("| ") and not line.startswith("| metric")]
+    assert len(rows) >= 4 and all(r.split("|")[4].strip() == "0" and r.endswith("| no clear difference |") for r in rows)
+
+
+@pytest.mark.parametrize("make_args, words", [
+    (lambda sets: [sets, sets / "long"], "A: the runs in {sets} differ in train.eval_every, train.iterations,"),
+    (lambda sets: [sets / "long" / "seed_0", sets / "long"], "A: {sets}/long/seed_0 holds 1 finished run; a difference needs"),
+    (lambda sets: [sets / "long", sets / "nowhere"], "B: {sets}/nowhere is not a directory"),
+])
+def test_compare_refuses_what_is_not_one_setting_with_one_line(two_recipes, make_args, words):
+    result = run_cli(*map(str, make_args(two_recipes)), script="experiments/compare.py")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith(words.format(sets=two_recipes))
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_t_quantiles_and_welchs_interval_match_the_tables():
+    for df, table in ((1, 12.706), (2, 4.303), (5, 2.571), (30, 2.042)):  # Student's t, 97.5%
+        assert t_quantile(0.975, df) == pytest.approx(table, abs=1e-3)
+    # equal sizes and spreads: Welch's degrees of freedom are 2n - 2 = 4, t = 2.776, se = sqrt(2/3)
+    diff, lo, hi = welch_interval([0.0, 1.0, 2.0], [3.0, 4.0, 5.0])
+    assert diff == 3 and (lo, hi) == pytest.approx((3 - 2.7764 * (2 / 3) ** 0.5, 3 + 2.7764 * (2 / 3) ** 0.5), abs=1e-3)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 COLUMNS = ("mean", "std", "ks", "w1")
 
@@ -66,3 +69,53 @@ def markdown(rows: list[dict], columns: tuple[str, ...] = COLUMNS + ("wall_s",))
 
 def write_json(path: Path, value: dict) -> None:
     path.write_text(json.dumps(value, indent=1))
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile for p > 0.5 (numpy has none, and scipy is not a dependency): the
+    density integrated on a fine grid, then bisection."""
+    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def cdf(t: float) -> float:
+        x = np.linspace(0.0, t, 4001)
+        density = np.exp(log_norm - (df + 1) / 2 * np.log1p(x * x / df))
+        return 0.5 + float((density[1:] + density[:-1]).sum() * (x[1] - x[0]) / 2)
+
+    lo, hi = 0.0, 1.0
+    while cdf(hi) < p:
+        lo, hi = hi, 2 * hi
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """mean(b) - mean(a), and Welch's interval for it: the two sides' seeds are independent and
+    their spreads may differ (one recipe oscillates, the other settles)."""
+    se_a, se_b = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff, se = statistics.fmean(b) - statistics.fmean(a), math.sqrt(se_a + se_b)
+    if se == 0:
+        return diff, diff, diff
+    df = (se_a + se_b) ** 2 / (se_a ** 2 / (len(a) - 1) + se_b ** 2 / (len(b) - 1))
+    half = t_quantile((1 + level) / 2, df) * se
+    return diff, diff - half, diff + half
+
+
+def compare(a: list[dict], b: list[dict], lower_is_better: set[str], higher_is_better: set[str]) -> list[dict]:
+    """For each metric both sets of runs have: each side's mean and standard deviation, B - A with
+    its 95% interval, and what that says (a metric without a direction gets no "better")."""
+    rows = []
+    for key in [k for k in a[0] if k in b[0] and isinstance(a[0][k], (int, float)) and k != "iteration"]:
+        xs, ys = [r[key] for r in a if key in r], [r[key] for r in b if key in r]
+        diff, lo, hi = welch_interval(xs, ys)
+        if lo <= 0 <= hi:
+            verdict = "no clear difference"
+        else:
+            side = "lower" if hi < 0 else "higher"
+            better = (side == "lower") == (key in lower_is_better)
+            verdict = f"B {side}" + (f" ({'better' if better else 'worse'})" if key in lower_is_better | higher_is_better else "")
+        rows.append({"metric": key, "A": f"{statistics.fmean(xs):.4g} ± {statistics.stdev(xs):.2g}",
+                     "B": f"{statistics.fmean(ys):.4g} ± {statistics.stdev(ys):.2g}",
+                     "B - A": diff, "95% interval": f"[{lo:.4g}, {hi:.4g}]", "": verdict})
+    return rows

@@ -1,0 +1,71 @@
+"""Is recipe B better than recipe A, or is the difference within the seeds' spread?
+
+    python experiments/compare.py RUNS_A RUNS_B
+
+RUNS_A and RUNS_B each hold runs of one setting with different seeds: a population
+(train.population=K), a sweep over seed=..., or any folder of such runs. For every metric both
+have (final values, and best.pt's score as best_<metric>) it prints each side's mean ± standard
+deviation and the difference B - A with a 95% interval (Welch's, which allows the two sides
+different spreads), and says whether B is lower or higher, or whether the interval holds 0: a GAN's
+result moves with its seed, so one seed of each says little. Each metric is its own interval;
+with many metrics one may exclude 0 by chance.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ganlab import provenance
+from ganlab.config import LOWER_IS_BETTER, QUALITY_METRICS, main_metric
+from ganlab.summary import collect, compare, markdown_table
+
+SEED_ONLY = {"seed", "resume", "train.population", "train.progress"}  # what may differ between a setting's runs
+
+
+def flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        out |= flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+    return out
+
+
+def runs_of(root: Path, name: str) -> list[dict]:
+    """The finished runs below `root`, with best.pt's score; stops with one line where they are
+    not one setting's seeds."""
+    if not root.is_dir():
+        sys.exit(f"{name}: {root} is not a directory; give a population's, a sweep's or a folder of runs")
+    rows = collect(root)
+    if len(rows) < 2:
+        sys.exit(f"{name}: {root} holds {len(rows)} finished run{'s' if len(rows) != 1 else ''}; a difference "
+                 "needs at least 2 seeds a side (train.population=K, or -m seed=0,1,2,...)")
+    configs = [flat(OmegaConf.to_container(OmegaConf.load(root / row["run"] / "config.yaml"))) for row in rows]
+    differ = sorted(k for k in set().union(*configs) - SEED_ONLY if len({str(c.get(k)) for c in configs}) > 1)
+    if differ:
+        sys.exit(f"{name}: the runs in {root} differ in {', '.join(differ[:3])}{' ...' if len(differ) > 3 else ''}, "
+                 "not only in their seed; give a folder of one setting (one population, or one setting's jobs)")
+    metric = main_metric(OmegaConf.load(root / rows[0]["run"] / "config.yaml"))
+    for row in rows:
+        row.pop("wall_s", None)  # a population's copies share one: not each run's own
+        best = json.loads((root / row["run"] / "metrics.json").read_text()).get("best")
+        if best:
+            row[f"best_{metric}"] = best[metric]
+    return rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python experiments/compare.py RUNS_A RUNS_B  (each: one setting's runs with different seeds)")
+    a_dir, b_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    a, b = runs_of(a_dir, "A"), runs_of(b_dir, "B")
+    directional = {m for metrics in QUALITY_METRICS.values() for m in metrics}
+    lower = LOWER_IS_BETTER | {f"best_{m}" for m in LOWER_IS_BETTER}
+    higher = {m for m in directional if m not in LOWER_IS_BETTER}
+    rows = compare(a, b, lower, higher | {f"best_{m}" for m in higher})
+    if not rows:
+        sys.exit(f"{a_dir} and {b_dir} have no metric in common (one dataset's runs against another's?)")
+    for name, root, runs in (("A", a_dir, a), ("B", b_dir, b)):
+        ran_on = sorted({provenance.conditions(root / r["run"]) or "not recorded" for r in runs})
+        print(f"{name}: {root}, {len(runs)} runs; ran on {' | '.join(ran_on)}")
+    print("\n" + markdown_table([r for r in rows if not r["metric"].endswith("_real")], list(rows[0])))
