@@ -12,6 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import ROOT, TINY, read_events, run_cli
+from ganlab.summary import welch_interval
 from ganlab.sweep import write_summary
 
 SWEEP_TINY = [a for a in TINY if not a.startswith("train.progress")] + ["train.progress=false"]
@@ -57,6 +58,15 @@ def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
     with open(sweep / "summary_seeds.csv") as f:
         settings = list(csv.DictReader(f))
     assert len(settings) == 4 and all(s["seeds"] == "2" for s in settings)
+    # Each setting against the best one: the difference of their mean KS with Welch's interval over the seeds
+    assert settings[0]["ks - best (95%)"] == "best"
+    ks_of = {}
+    for r in rows:
+        ks_of.setdefault(" ".join(o for o in r["overrides"].split() if not o.startswith("seed=")), []).append(float(r["ks"]))
+    for setting in settings[1:]:
+        diff, lo, hi = welch_interval(ks_of[settings[0]["setting"]], ks_of[setting["setting"]])
+        assert setting["ks - best (95%)"] == f"{diff:+.4g} [{lo:.4g}, {hi:.4g}]" + (" tie" if lo <= 0 <= hi else "")
+        assert diff >= 0
     assert "Seeds aggregated" in (sweep / "summary.md").read_text()
     # What the jobs ran on: one line when they all ran on the same, else job by job
     ran_on = {r["ran_on"] for r in rows}

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab import provenance
 from ganlab.config import LOWER_IS_BETTER, main_metric
-from ganlab.summary import markdown_table, mean_and_std
+from ganlab.summary import markdown_table, mean_and_std, welch_interval
 
 log = logging.getLogger("ganlab")
 
@@ -89,8 +89,10 @@ def ordered_metrics(keys: set[str]) -> list[str]:
     return counts + [m for base in bases for m in (base, f"{base}_std") if m in keys]
 
 
-def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, Any]]:
-    """Mean and standard deviation over the jobs that differ only in their seed."""
+def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str], metric: str) -> list[dict[str, Any]]:
+    """Mean and standard deviation over the jobs that differ only in their seed, best `metric`
+    first; and each setting's difference to the best with its 95% interval (Welch's), so a setting
+    the seeds cannot tell from the best reads as a tie ("tie": the interval holds 0)."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         if row["status"] == "ok":
@@ -103,7 +105,26 @@ def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict
             stats = mean_and_std([{m: r[m]} for r in members if m in r])
             agg[f"{m}_mean"], agg[f"{m}_std"] = stats[m], stats[f"{m}_std"]
         out.append(agg)
+    if not out:
+        return out
+    sign = 1 if metric in LOWER_IS_BETTER else -1
+    out.sort(key=lambda r: sign * r[f"{metric}_mean"])
+    best = [r[metric] for r in groups[out[0]["setting"]]]
+    for agg in out:
+        values = [r[metric] for r in groups[agg["setting"]]]
+        if agg is out[0]:
+            versus = "best"
+        elif min(len(values), len(best)) < 2:
+            versus = "(needs 2 seeds)"
+        else:
+            diff, lo, hi = welch_interval(best, values)
+            versus = f"{diff:+.4g} [{lo:.4g}, {hi:.4g}]" + (" tie" if lo <= 0 <= hi else "")
+        agg[versus_best(metric)] = versus
     return out
+
+
+def versus_best(metric: str) -> str:
+    return f"{metric} - best (95%)"
 
 
 def ran_on(rows: list[dict[str, Any]]) -> str:
@@ -135,11 +156,13 @@ def write_summary(sweep_dir: Path, metric: str) -> Path | None:
     text = (f"# Sweep summary, sorted by {metric} ({'lower' if sign > 0 else 'higher'} is better)\n\n"
             + markdown_table(rows, columns) + "\n\n" + ran_on(rows) + "\n## Seeds aggregated (mean and standard deviation)\n\n")
     # a population's counts and spreads over its copies are not averaged again over seeds
-    seeds = aggregate_seeds(rows, [m for m in metrics if m not in ("copies", "failed") and not m.endswith("_std")])
+    seeds = aggregate_seeds(rows, [m for m in metrics if m not in ("copies", "failed") and not m.endswith("_std")], metric)
     if any(row["seeds"] > 1 for row in seeds):
-        seeds.sort(key=lambda r: sign * r[f"{metric}_mean"])
-        agg_columns = ["setting", "seeds", *[k for k in seeds[0] if k not in ("setting", "seeds")]]
-        text += markdown_table(seeds, agg_columns) + "\n"
+        versus = versus_best(metric)
+        agg_columns = ["setting", "seeds", versus, *[k for k in seeds[0] if k not in ("setting", "seeds", versus)]]
+        text += (markdown_table(seeds, agg_columns) + f"\n\n`{versus}`: a setting's mean {metric} minus the best "
+                 "setting's, with Welch's 95% interval over their seeds; `tie`: the interval holds 0, so these "
+                 "seeds cannot tell the setting from the best.\n")
         with open(sweep_dir / "summary_seeds.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=agg_columns)
             writer.writeheader()
