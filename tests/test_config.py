@@ -105,3 +105,12 @@ def test_help_says_how_to_run_and_lists_the_options():
     assert result.returncode == 0
     assert result.stdout.startswith("ganlab: train a GAN as configured.")
     assert "experiment: mnist_cpu, seed_mnist, seed_normal" in result.stdout
+
+
+def test_the_config_accepts_exactly_the_losses_there_are():
+    """config.py checks train.loss before torch is imported, from a list of its own: it must
+    name what losses.py builds (README, "Extending")."""
+    from ganlab.config import _CHOICES
+    from ganlab.losses import LOSSES
+
+    assert set(_CHOICES["train.loss"]) == set(LOSSES), "add the loss's name to _CHOICES['train.loss'] in config.py"
