@@ -31,9 +31,9 @@ def flat(config: dict, prefix: str = "") -> dict:
     return out
 
 
-def runs_of(root: Path, name: str) -> list[dict]:
-    """The finished runs below `root`, with best.pt's score; stops with one line where they are
-    not one setting's seeds."""
+def runs_of(root: Path, name: str) -> tuple[list[dict], dict]:
+    """The finished runs below `root`, with best.pt's score, and their setting (flat config, less
+    the seed); stops with one line where they are not one setting's seeds."""
     if not root.is_dir():
         sys.exit(f"{name}: {root} is not a directory; give a population's, a sweep's or a folder of runs")
     rows = collect(root)
@@ -51,14 +51,20 @@ def runs_of(root: Path, name: str) -> list[dict]:
         best = json.loads((root / row["run"] / "metrics.json").read_text()).get("best")
         if best:
             row[f"best_{metric}"] = best[metric]
-    return rows
+    return rows, {k: v for k, v in configs[0].items() if k not in SEED_ONLY}
+
+
+def differences(a: dict, b: dict) -> str:
+    """What B's setting changes of A's, as overrides."""
+    changed = [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if str(a.get(k)) != str(b.get(k))]
+    return "; ".join(changed) if changed else "nothing (the same setting, other seeds or other code)"
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: python experiments/compare.py RUNS_A RUNS_B  (each: one setting's runs with different seeds)")
     a_dir, b_dir = Path(sys.argv[1]), Path(sys.argv[2])
-    a, b = runs_of(a_dir, "A"), runs_of(b_dir, "B")
+    (a, setting_a), (b, setting_b) = runs_of(a_dir, "A"), runs_of(b_dir, "B")
     directional = {m for metrics in QUALITY_METRICS.values() for m in metrics}
     lower = LOWER_IS_BETTER | {f"best_{m}" for m in LOWER_IS_BETTER}
     higher = {m for m in directional if m not in LOWER_IS_BETTER}
@@ -68,4 +74,5 @@ if __name__ == "__main__":
     for name, root, runs in (("A", a_dir, a), ("B", b_dir, b)):
         ran_on = sorted({provenance.conditions(root / r["run"]) or "not recorded" for r in runs})
         print(f"{name}: {root}, {len(runs)} runs; ran on {' | '.join(ran_on)}")
+    print(f"B changes: {differences(setting_a, setting_b)}")
     print("\n" + markdown_table([r for r in rows if not r["metric"].endswith("_real")], list(rows[0])))

@@ -93,6 +93,7 @@ def test_compare_says_which_recipe_is_better_beyond_the_seeds_spread(two_recipes
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"A: {short}, 3 runs; ran on ganlab ") and f"torch {torch.__version__}" in lines[0]
+    assert lines[2] == "B changes: train.eval_every: 10 -> 50; train.iterations: 10 -> 150"
     ks = {f"{run.name}/{copy}": json.loads((run / copy / "metrics.json").read_text())["final"]["ks"]
           for run in (short, long) for copy in ("seed_0", "seed_1", "seed_2")}
     row = next(line for line in lines if line.startswith("| ks |")).split("|")
@@ -102,6 +103,7 @@ def test_compare_says_which_recipe_is_better_beyond_the_seeds_spread(two_recipes
     assert any(line.startswith("| best_ks |") for line in lines)
     # A recipe against itself: a difference of 0, within the interval
     same = run_cli(str(long), str(long), script="experiments/compare.py").stdout
+    assert "B changes: nothing" in same
     rows = [line for line in same.splitlines() if line.startswith("| ") and not line.startswith("| metric")]
     assert len(rows) >= 4 and all(r.split("|")[4].strip() == "0" and r.endswith("| no clear difference |") for r in rows)
 

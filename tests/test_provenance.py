@@ -28,24 +28,26 @@ def test_a_run_records_what_it_ran_on_and_each_resume_adds_itself(tmp_path, capl
     assert first["threads"] == torch.get_num_threads() and first["device"] == "cpu"
     if (ROOT / ".git").exists():  # a checkout (CI's is a clone): the commit the code is at, edited or not
         assert first["code"]["commit"] == git("rev-parse", "HEAD").strip()
-        assert first["code"]["dirty"] == bool(git("diff", "HEAD", "--no-ext-diff", "--binary"))
+        assert first["code"]["dirty"] == bool(git("diff", "HEAD", "--no-ext-diff"))
 
     with caplog.at_level(logging.WARNING, logger="ganlab"):
         train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
     assert [p["from_iteration"] for p in processes(run_dir)] == [0, 40]
     assert not caplog.text  # the same code and software: nothing to say
-    train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))  # nothing left to do: not a process of the run
+    # Nothing left to do: not a process of the run
+    train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
     assert len(processes(run_dir)) == 2
 
     # The run as if started under another torch: the next resume says so, and goes on
-    (run_dir / "environment.json").write_text(json.dumps({"processes": [first | {"torch": "1.0.0"}, *processes(run_dir)[1:]]}))
+    as_if = [first | {"torch": "1.0.0"}, *processes(run_dir)[1:]]
+    (run_dir / "environment.json").write_text(json.dumps({"processes": as_if}))
     with caplog.at_level(logging.WARNING, logger="ganlab"):
         train(compose_cfg([*TINY, "train.iterations=80", f"resume={run_dir}"]))
     assert f"(torch 1.0.0 -> torch {torch.__version__})" in caplog.text and "bit for bit" in caplog.text
     assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 80
     assert provenance.conditions(run_dir).startswith("ganlab ") and \
         f"torch 1.0.0, cpu, {torch.get_num_threads()} thread" in provenance.conditions(run_dir)
-    assert f"; from iteration 40: ganlab" in provenance.conditions(run_dir)
+    assert "; from iteration 40: ganlab" in provenance.conditions(run_dir)
 
 
 def test_a_population_records_it_for_itself_and_for_each_copy(tmp_path):

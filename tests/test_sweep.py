@@ -144,14 +144,20 @@ def test_a_diverged_job_is_a_failed_row_not_a_crashed_sweep(tmp_path):
     assert any(s.startswith("diverged:") for s in status.values()), status
 
 
-def test_optimized_metric_is_returned_to_the_optuna_sweeper(tmp_path):
+@pytest.mark.parametrize("copies", [[], ["train.population=2"]])
+def test_optimized_metric_is_returned_to_the_optuna_sweeper(tmp_path, copies):
+    """A trial that is a population returns its copies' mean: a search less led by lucky seeds."""
     sweep = tmp_path / "optuna"
     result = run_cli("hparams_search=normal_optuna", "hydra.sweeper.n_trials=3", "optimized_metric=w1",
-                     *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
+                     *SWEEP_TINY, *copies, f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     w1 = [json.loads((j / "metrics.json").read_text())["final"]["w1"] for j in job_dirs(sweep)]
     assert len(w1) == 3 and best.best_value == pytest.approx(min(w1))
+    for job in job_dirs(sweep) if copies else []:
+        copy_w1 = [json.loads(p.read_text())["final"]["w1"] for p in job.glob("seed_*/metrics.json")]
+        assert len(copy_w1) == 2 and json.loads((job / "metrics.json").read_text())["final"]["w1"] == \
+            pytest.approx(sum(copy_w1) / 2)
 
 
 def test_joblib_runs_jobs_in_parallel_with_a_fair_share_of_threads(tmp_path):

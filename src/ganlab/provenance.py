@@ -3,7 +3,7 @@
 GAN results move with small things (a torch release, a thread count, an uncommitted edit), so a
 run records them in RUN_DIR/environment.json: one entry for each process that trained it, its
 start and every resume. A resume under other code or software says so in the log: the run goes
-on, but is no longer bit-identical to the same run never stopped.
+on, but may no longer match the same run never stopped bit for bit.
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ def code_version() -> dict:
     and whether tracked files differ from it (with a digest of the difference, so two edited
     states are told apart)."""
     version = {"version": ganlab.__version__, "commit": None, "dirty": None}
-    root = Path(ganlab.__file__).resolve().parents[2]  # src/ganlab/__init__.py -> the checkout
-    if not (root / ".git").exists() or (root / "src" / "ganlab" / "__init__.py").resolve() != Path(ganlab.__file__).resolve():
+    package = Path(ganlab.__file__).resolve()
+    root = package.parents[2]  # src/ganlab/__init__.py -> the checkout
+    if not (root / ".git").exists() or (root / "src" / "ganlab" / "__init__.py").resolve() != package:
         return version  # installed as a package: its version is all there is
     commit = git(root, "rev-parse", "HEAD")
-    diff = git(root, "diff", "HEAD", "--no-ext-diff", "--binary")
+    diff = git(root, "diff", "HEAD", "--no-ext-diff")  # text only: a binary file is one line
     if commit is None or diff is None:
         return version
     version |= {"commit": commit.strip(), "dirty": bool(diff)}

@@ -114,7 +114,8 @@ def compare(a: list[dict], b: list[dict], lower_is_better: set[str], higher_is_b
         else:
             side = "lower" if hi < 0 else "higher"
             better = (side == "lower") == (key in lower_is_better)
-            verdict = f"B {side}" + (f" ({'better' if better else 'worse'})" if key in lower_is_better | higher_is_better else "")
+            judged = key in lower_is_better | higher_is_better
+            verdict = f"B {side}" + (f" ({'better' if better else 'worse'})" if judged else "")
         rows.append({"metric": key, "A": f"{statistics.fmean(xs):.4g} ± {statistics.stdev(xs):.2g}",
                      "B": f"{statistics.fmean(ys):.4g} ± {statistics.stdev(ys):.2g}",
                      "B - A": diff, "95% interval": f"[{lo:.4g}, {hi:.4g}]", "": verdict})

@@ -154,9 +154,11 @@ def write_summary(sweep_dir: Path, metric: str) -> Path | None:
         writer.writeheader()
         writer.writerows(rows)
     text = (f"# Sweep summary, sorted by {metric} ({'lower' if sign > 0 else 'higher'} is better)\n\n"
-            + markdown_table(rows, columns) + "\n\n" + ran_on(rows) + "\n## Seeds aggregated (mean and standard deviation)\n\n")
+            + markdown_table(rows, columns) + "\n\n" + ran_on(rows)
+            + "\n## Seeds aggregated (mean and standard deviation)\n\n")
     # a population's counts and spreads over its copies are not averaged again over seeds
-    seeds = aggregate_seeds(rows, [m for m in metrics if m not in ("copies", "failed") and not m.endswith("_std")], metric)
+    means = [m for m in metrics if m not in ("copies", "failed") and not m.endswith("_std")]
+    seeds = aggregate_seeds(rows, means, metric)
     if any(row["seeds"] > 1 for row in seeds):
         versus = versus_best(metric)
         agg_columns = ["setting", "seeds", versus, *[k for k in seeds[0] if k not in ("setting", "seeds", versus)]]
