@@ -15,7 +15,7 @@ from conftest import ROOT, TINY, read_events, run_cli
 from ganlab.config import ConfigError
 from ganlab.data import mnist
 from ganlab.data.mnist import DataError, load_mnist, write_idx
-from ganlab.generate import main as generate_main
+from ganlab.generate import load_generator, main as generate_main, walks
 
 SHARED_CSV = ROOT.parent / "shared" / "data" / "mnist_5k.csv.gz"
 MNIST_TINY = [*TINY, "dataset=mnist", "dataset.n_train=64", "dataset.eval_samples=32",
@@ -198,6 +198,39 @@ def test_generate_samples_the_best_evaluation_with_checkpoint_best(train_tiny, t
     assert "no best checkpoint" in result.stderr and "use checkpoint=last" in result.stderr
 
 
+@pytest.mark.parametrize("model, spherical", [("mnist", True), ("mnist_seed", False)])  # normal and uniform noise
+def test_generate_walks_from_one_noise_vector_to_another(train_tiny, tmp_path, model, spherical):
+    run_dir = train_tiny(*MNIST_TINY, f"model={model}", "train.iterations=10", "train.eval_every=10", name="m")
+    generate_main([f"run={run_dir}", "num_samples=3", "seed=4", "walk=6", f"out={tmp_path / 'walk'}"])
+    generate_main([f"run={run_dir}", "num_samples=3", "seed=4", f"out={tmp_path / 'samples'}"])
+    walk, samples = np.load(tmp_path / "walk.npy"), np.load(tmp_path / "samples.npy")
+    assert walk.shape == (3, 6, 28, 28) and walk.dtype == np.uint8
+    assert np.array_equal(walk[:, 0], samples)  # each walk starts at the sample its seed draws first
+    assert Image.open(tmp_path / "walk.png").size == (6 * 30 + 2, 3 * 30 + 2)  # a row a walk
+    # The path: both ends exactly; between vectors of one length, normal noise's keeps that length
+    # (the great circle), where the straight line would cut through shorter vectors
+    start, end = torch.randn(2, 5, 10, generator=torch.Generator().manual_seed(0))
+    start, end = (torch.nn.functional.normalize(z, dim=-1) * 3 for z in (start, end))
+    path = walks(start, end, 7, spherical)
+    torch.testing.assert_close(path[:, 0], start)
+    torch.testing.assert_close(path[:, -1], end)
+    if spherical:
+        torch.testing.assert_close(path.norm(dim=-1), torch.full((5, 7), 3.0))
+    else:
+        torch.testing.assert_close(path[:, 3], (start + end) / 2)
+
+
+def test_a_1d_walk_is_gs_map_from_its_noise_next_to_the_targets_quantiles(train_tiny, tmp_path):
+    run_dir = train_tiny(name="n")
+    generate_main([f"run={run_dir}", "walk=50", f"out={tmp_path / 'map'}"])
+    u, x = np.load(tmp_path / "map.npy")
+    assert np.allclose(u, (np.arange(50) + 0.5) / 50)
+    _, G = load_generator(run_dir)
+    with torch.inference_mode():
+        torch.testing.assert_close(torch.from_numpy(x), G(torch.from_numpy(u)[None]).flatten())
+    assert Image.open(tmp_path / "map.png").size == (640, 400)
+
+
 def test_generate_bad_run_dir_is_one_line(tmp_path):
     result = run_cli(f"run={tmp_path}", script="generate.py")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
@@ -226,6 +259,7 @@ def test_classifier_is_accurate_and_metrics_separate_real_from_noise():
     (["run=x", "num_samples=abc"], "num_samples='abc' is not a valid num_samples"),
     (["run=x", "bogus=1"], "'bogus' is not an option of generate.py"),
     (["run=x", "checkpoint=worst"], "checkpoint=worst is not one generate.py reads; use checkpoint=last or"),
+    (["run=x", "walk=1"], "walk=1 is not a number of steps; use walk=2 or more"),
 ])
 def test_generate_bad_arguments_name_the_argument(argv, words):
     with pytest.raises(ConfigError, match=re.escape(words)):

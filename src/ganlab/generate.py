@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ganlab import checkpoint
 from ganlab.config import ConfigError
 from ganlab.data.normal import NormalSampler
 from ganlab.models import build_models, sample_noise
-from ganlab.plots import histogram_figure, image_grid
+from ganlab.plots import histogram_figure, image_grid, line_figure
 
 
 @dataclass
@@ -24,6 +25,10 @@ class GenerateConfig:
     seed: int = 0
     out: str = "samples"  # writes OUT.npy and OUT.png
     checkpoint: str = "last"  # last (the end of training) | best (the best evaluation: train.keep_best)
+    # > 1: walk through G's noise in this many steps. Digits: num_samples walks, each from one noise
+    # vector to another (a row a walk). 1-D: G's output along its noise's range [0, 1), against the
+    # target's quantile function, the monotone map to it: the map G learned.
+    walk: int = 0
 
 
 def load_generator(run_dir: Path, which: str = "last"):
@@ -44,14 +49,47 @@ def load_generator(run_dir: Path, which: str = "last"):
     return cfg, G.eval()
 
 
+def walks(start: torch.Tensor, end: torch.Tensor, steps: int, spherical: bool) -> torch.Tensor:
+    """(walks, steps, z) noise vectors from each `start` row to its `end` row. Normal noise walks
+    along the great circle (slerp): a straight line's midpoints are shorter than the vectors G
+    was trained on. Uniform noise walks straight, staying inside its cube."""
+    t = torch.linspace(0, 1, steps)[None, :, None]
+    a, b = start[:, None], end[:, None]
+    if not spherical:
+        return a + t * (b - a)
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)[..., None].clamp(-1, 1)
+    angle = torch.arccos(cos)
+    sin = torch.sin(angle).clamp_min(1e-6)  # (nearly) parallel vectors: the weights tend to 1 - t and t
+    return torch.where(angle > 1e-3, (torch.sin((1 - t) * angle) * a + torch.sin(t * angle) * b) / sin, a + t * (b - a))
+
+
 @torch.inference_mode()
 def generate(args: GenerateConfig) -> tuple[Path, Path]:
     if args.num_samples <= 0:
         raise ConfigError(f"num_samples={args.num_samples} must be positive; ask for at least 1 sample")
+    if args.walk == 1 or args.walk < 0:
+        raise ConfigError(f"walk={args.walk} is not a number of steps; use walk=2 or more (walk=0: independent samples)")
     cfg, G = load_generator(Path(args.run), args.checkpoint)
     gen = torch.Generator().manual_seed(args.seed)
     out = Path(args.out)
-    if cfg.dataset.name == "normal":
+    if args.walk and cfg.dataset.name == "normal":
+        u = (torch.arange(args.walk, dtype=torch.float32) + 0.5) / args.walk  # evenly over the noise's [0, 1)
+        x = G(u[None]).flatten()
+        # The target's quantile function maps uniform noise onto it, and so does its mirror image:
+        # drawn in the direction G runs (a G may learn either).
+        down = bool(torch.corrcoef(torch.stack([u, x]))[0, 1] < 0)
+        quantile = cfg.dataset.mean + cfg.dataset.std * math.sqrt(2) * torch.special.erfinv(2 * (1 - u if down else u) - 1)
+        array = torch.stack([u, x]).numpy()
+        picture = line_figure({"G(u)": (u.numpy(), x.numpy()),
+                               f"target quantile{', mirrored' if down else ''}": (u.numpy(), quantile.numpy())},
+                              title=f"G along its noise u in [0, 1), {args.run}")
+    elif args.walk:
+        start, end = (sample_noise(cfg.model, cfg.dataset, args.num_samples, gen) for _ in range(2))
+        z = walks(start, end, args.walk, spherical=cfg.model.noise == "normal")
+        images = torch.cat([G(chunk) for chunk in z.flatten(0, 1).split(500)])
+        array = to_uint8(images).reshape(args.num_samples, args.walk, 28, 28)
+        picture = image_grid(images, nrow=args.walk)
+    elif cfg.dataset.name == "normal":
         vectors = -(-args.num_samples // cfg.dataset.sample_size)
         samples = G(sample_noise(cfg.model, cfg.dataset, vectors, gen)).flatten()[: args.num_samples]
         target = NormalSampler(cfg.dataset.mean, cfg.dataset.std, 1, gen).sample(args.num_samples)
@@ -60,7 +98,7 @@ def generate(args: GenerateConfig) -> tuple[Path, Path]:
                                    title=f"{args.num_samples} samples from {args.run}")
     else:
         images = torch.cat([G(z) for z in sample_noise(cfg.model, cfg.dataset, args.num_samples, gen).split(500)])
-        array = images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)[:, 0].numpy()
+        array = to_uint8(images)
         picture = image_grid(images, nrow=int(np.ceil(np.sqrt(args.num_samples))))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -71,12 +109,22 @@ def generate(args: GenerateConfig) -> tuple[Path, Path]:
     return out.with_suffix(".npy"), out.with_suffix(".png")
 
 
-USAGE = """usage: python generate.py run=RUN_DIR [num_samples=64] [seed=0] [out=samples] [checkpoint=last|best]
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """G's digits in [-1, 1], (N, 1, 28, 28) -> uint8 pixels, (N, 28, 28)."""
+    return images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)[:, 0].numpy()
+
+
+USAGE = """usage: python generate.py run=RUN_DIR [num_samples=64] [seed=0] [out=samples] [checkpoint=last|best] [walk=0]
 
 Samples from a run written by train.py (its averaged G where it kept one), at the end of its
 training (checkpoint=last) or at its best evaluation (checkpoint=best), and writes OUT.npy
 (MNIST: uint8 N x 28 x 28; normal: float32 N values) and OUT.png (a digit grid, or the samples'
-histogram against the target). Same run, same seed, same samples."""
+histogram against the target). Same run, same seed, same samples.
+
+walk=STEPS: a walk through G's noise in STEPS steps instead. Digits: num_samples walks, each from
+one noise vector to another; OUT.npy is num_samples x STEPS x 28 x 28, OUT.png a row a walk.
+1-D: G's output as its noise u goes over [0, 1); OUT.npy is 2 x STEPS (u, G(u)), OUT.png the
+curve against the target's quantile function (the increasing map from u to the target)."""
 
 
 def parse(argv: list[str]) -> GenerateConfig:
@@ -89,10 +137,10 @@ def parse(argv: list[str]) -> GenerateConfig:
                           "e.g. run=outputs/DATE/TIME") from None
     except ConfigKeyError as error:
         raise ConfigError(f"{error.key!r} is not an option of generate.py; the options are "
-                          f"run, num_samples, seed, out, checkpoint (python generate.py --help)") from None
+                          f"run, num_samples, seed, out, checkpoint, walk (python generate.py --help)") from None
     except ValidationError as error:
         raise ConfigError(f"{error.full_key}={error.value!r} is not a valid {error.full_key}; "
-                          "num_samples and seed take integers, run and out paths, checkpoint last or best") from None
+                          "num_samples, seed and walk take integers, run and out paths, checkpoint last or best") from None
 
 
 def main(argv: list[str]) -> None:

@@ -17,11 +17,43 @@ FONT = getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
 PALETTE = [255, 255, 255, 0, 0, 0, *(v for rgb in COLORS for v in rgb)]  # indices: white, black, COLORS
 
 
+MARGINS = 50, 15, 30, 40  # left, right, top, bottom: room for the ticks' labels and the title
+
+
+def _canvas(size: tuple[int, int]):
+    """A white picture with the plot's frame, and its drawing context."""
+    width, height = size
+    left, right, top, bottom = MARGINS
+    img = Image.new("P", size, WHITE)
+    img.putpalette(PALETTE)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([left, top, width - right, height - bottom], outline=BLACK)
+    return img, draw
+
+
+def _labels(draw: ImageDraw.ImageDraw, size: tuple[int, int], lo: float, hi: float, title: str,
+            names: list[str]) -> None:
+    """x ticks from lo to hi, the title and a legend (the series' colours are palette indices 2,
+    3, ...), drawn over the curves."""
+    width, height = size
+    left, right, top, bottom = MARGINS
+    plot_w = width - left - right
+    for k in range(6):  # x ticks
+        x = left + plot_w * k / 5
+        draw.line([x, height - bottom, x, height - bottom + 4], fill=BLACK)
+        draw.text((x - 12, height - bottom + 8), f"{lo + (hi - lo) * k / 5:.2f}", fill=BLACK, font=FONT)
+    draw.text((left, 8), title, fill=BLACK, font=FONT)
+    legend = min(width - 150, width - right - 41 - max(draw.textlength(name, font=FONT) for name in names))
+    for k, name in enumerate(names):
+        draw.line([legend, top + 15 + 16 * k, legend + 25, top + 15 + 16 * k], fill=2 + k, width=3)
+        draw.text((legend + 32, top + 9 + 16 * k), name, fill=BLACK, font=FONT)
+
+
 def histogram_figure(series: dict[str, torch.Tensor], bins: int = 100,
                      size: tuple[int, int] = (640, 400), title: str = "") -> Image.Image:
     """Step histograms of several sample sets on shared bins, as in the seed's figure."""
     width, height = size
-    left, right, top, bottom = 50, 15, 30, 40
+    left, right, top, bottom = MARGINS
     values = [s.detach().cpu().numpy().ravel() for s in series.values()]
     lo = float(min(v.min() for v in values))
     hi = float(max(v.max() for v in values))
@@ -32,11 +64,8 @@ def histogram_figure(series: dict[str, torch.Tensor], bins: int = 100,
                                      bins - 1), minlength=bins) / len(v) for v in values]
     peak = max(c.max() for c in counts) or 1.0
 
-    img = Image.new("P", size, WHITE)
-    img.putpalette(PALETTE)
-    draw = ImageDraw.Draw(img)
+    img, draw = _canvas(size)
     plot_w, plot_h = width - left - right, height - top - bottom
-    draw.rectangle([left, top, width - right, height - bottom], outline=BLACK)
     edges = left + plot_w * np.arange(bins + 1) / bins
     for color, c in enumerate(counts, start=2):
         # the outline: up from the axis, across each bin at its height, down to the axis
@@ -45,14 +74,30 @@ def histogram_figure(series: dict[str, torch.Tensor], bins: int = 100,
         xy[1:-1, 0] = np.repeat(edges, 2)[1:-1]
         xy[1:-1, 1] = np.repeat(height - bottom - plot_h * 0.95 * c / peak, 2)
         draw.line(xy.ravel().tolist(), fill=color, width=2)  # numpy builds the points: 2x faster
-    for k in range(6):  # x ticks
-        x = left + plot_w * k / 5
-        draw.line([x, height - bottom, x, height - bottom + 4], fill=BLACK)
-        draw.text((x - 12, height - bottom + 8), f"{lo + (hi - lo) * k / 5:.2f}", fill=BLACK, font=FONT)
-    draw.text((left, 8), title, fill=BLACK, font=FONT)
-    for k, name in enumerate(series):  # legend: the line colours are palette indices 2, 3, ...
-        draw.line([width - 150, top + 15 + 16 * k, width - 125, top + 15 + 16 * k], fill=2 + k, width=3)
-        draw.text((width - 118, top + 9 + 16 * k), name, fill=BLACK, font=FONT)
+    _labels(draw, size, lo, hi, title, list(series))
+    return img
+
+
+def line_figure(series: dict[str, tuple[np.ndarray, np.ndarray]], size: tuple[int, int] = (640, 400),
+                title: str = "") -> Image.Image:
+    """Curves y(x) on shared axes, with the y range ticked on the left."""
+    width, height = size
+    left, right, top, bottom = MARGINS
+    xs = np.concatenate([np.asarray(x, dtype=np.float64) for x, _ in series.values()])
+    ys = np.concatenate([np.asarray(y, dtype=np.float64) for _, y in series.values()])
+    x_lo, x_hi, y_lo, y_hi = xs.min(), xs.max(), ys.min(), ys.max()
+    x_hi, y_hi = max(x_hi, x_lo + 1e-9), max(y_hi, y_lo + 1e-9)
+    img, draw = _canvas(size)
+    plot_w, plot_h = width - left - right, height - top - bottom
+    for k in range(5):  # y ticks, 5% in from the frame as the curves
+        y = height - bottom - plot_h * (0.05 + 0.9 * k / 4)
+        draw.line([left - 4, y, left, y], fill=BLACK)
+        draw.text((2, y - 5), f"{y_lo + (y_hi - y_lo) * k / 4:.2f}", fill=BLACK, font=FONT)
+    for color, (x, y) in enumerate(series.values(), start=2):
+        px = left + plot_w * (np.asarray(x, dtype=np.float64) - x_lo) / (x_hi - x_lo)
+        py = height - bottom - plot_h * (0.05 + 0.9 * (np.asarray(y, dtype=np.float64) - y_lo) / (y_hi - y_lo))
+        draw.line(np.stack([px, py], 1).ravel().tolist(), fill=color, width=2)
+    _labels(draw, size, x_lo, x_hi, title, list(series))
     return img
 
 
