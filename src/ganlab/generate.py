@@ -55,12 +55,52 @@ def walks(start: torch.Tensor, end: torch.Tensor, steps: int, spherical: bool) -
     was trained on. Uniform noise walks straight, staying inside its cube."""
     t = torch.linspace(0, 1, steps)[None, :, None]
     a, b = start[:, None], end[:, None]
+    straight = a + t * (b - a)
     if not spherical:
-        return a + t * (b - a)
-    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)[..., None].clamp(-1, 1)
-    angle = torch.arccos(cos)
-    sin = torch.sin(angle).clamp_min(1e-6)  # (nearly) parallel vectors: the weights tend to 1 - t and t
-    return torch.where(angle > 1e-3, (torch.sin((1 - t) * angle) * a + torch.sin(t * angle) * b) / sin, a + t * (b - a))
+        return straight
+    angle = torch.arccos(torch.nn.functional.cosine_similarity(a, b, dim=-1)[..., None].clamp(-1, 1))
+    sin = torch.sin(angle).clamp_min(1e-6)
+    arc = (torch.sin((1 - t) * angle) * a + torch.sin(t * angle) * b) / sin
+    return torch.where(angle > 1e-3, arc, straight)  # (nearly) parallel vectors: the arc is the line
+
+
+def normal_samples(cfg, G, args: GenerateConfig, gen: torch.Generator):
+    """num_samples values, and their histogram against the target's."""
+    vectors = -(-args.num_samples // cfg.dataset.sample_size)
+    samples = G(sample_noise(cfg.model, cfg.dataset, vectors, gen)).flatten()[: args.num_samples]
+    target = NormalSampler(cfg.dataset.mean, cfg.dataset.std, 1, gen).sample(args.num_samples)
+    picture = histogram_figure({"target": target, "generated": samples},
+                               title=f"{args.num_samples} samples from {args.run}")
+    return samples.numpy().astype(np.float32), picture
+
+
+def normal_map(cfg, G, args: GenerateConfig, gen: torch.Generator):
+    """G(u) for `walk` noise values u evenly over [0, 1), against the target's quantile function:
+    it maps uniform noise onto the target, and so does its mirror image (drawn in the direction G
+    runs: a G may learn either)."""
+    u = (torch.arange(args.walk, dtype=torch.float32) + 0.5) / args.walk
+    x = G(u[None]).flatten()
+    down = bool(torch.corrcoef(torch.stack([u, x]))[0, 1] < 0)
+    level = 1 - u if down else u
+    quantile = cfg.dataset.mean + cfg.dataset.std * math.sqrt(2) * torch.special.erfinv(2 * level - 1)
+    picture = line_figure({"G(u)": (u.numpy(), x.numpy()),
+                           f"target quantile{', mirrored' if down else ''}": (u.numpy(), quantile.numpy())},
+                          title=f"G along its noise u in [0, 1), {args.run}")
+    return torch.stack([u, x]).numpy(), picture
+
+
+def digit_samples(cfg, G, args: GenerateConfig, gen: torch.Generator):
+    """num_samples digits, and a square grid of them."""
+    images = torch.cat([G(z) for z in sample_noise(cfg.model, cfg.dataset, args.num_samples, gen).split(500)])
+    return to_uint8(images), image_grid(images, nrow=int(np.ceil(np.sqrt(args.num_samples))))
+
+
+def digit_walks(cfg, G, args: GenerateConfig, gen: torch.Generator):
+    """num_samples walks of `walk` digits, each from one noise vector to another; a row a walk."""
+    start, end = (sample_noise(cfg.model, cfg.dataset, args.num_samples, gen) for _ in range(2))
+    z = walks(start, end, args.walk, spherical=cfg.model.noise == "normal")
+    images = torch.cat([G(chunk) for chunk in z.flatten(0, 1).split(500)])
+    return to_uint8(images).reshape(args.num_samples, args.walk, 28, 28), image_grid(images, nrow=args.walk)
 
 
 @torch.inference_mode()
@@ -68,38 +108,13 @@ def generate(args: GenerateConfig) -> tuple[Path, Path]:
     if args.num_samples <= 0:
         raise ConfigError(f"num_samples={args.num_samples} must be positive; ask for at least 1 sample")
     if args.walk == 1 or args.walk < 0:
-        raise ConfigError(f"walk={args.walk} is not a number of steps; use walk=2 or more (walk=0: independent samples)")
+        raise ConfigError(f"walk={args.walk} is not a number of steps; use walk=2 or more "
+                          "(walk=0: independent samples)")
     cfg, G = load_generator(Path(args.run), args.checkpoint)
-    gen = torch.Generator().manual_seed(args.seed)
+    draw = {("normal", False): normal_samples, ("normal", True): normal_map,
+            ("mnist", False): digit_samples, ("mnist", True): digit_walks}[cfg.dataset.name, args.walk > 0]
+    array, picture = draw(cfg, G, args, torch.Generator().manual_seed(args.seed))
     out = Path(args.out)
-    if args.walk and cfg.dataset.name == "normal":
-        u = (torch.arange(args.walk, dtype=torch.float32) + 0.5) / args.walk  # evenly over the noise's [0, 1)
-        x = G(u[None]).flatten()
-        # The target's quantile function maps uniform noise onto it, and so does its mirror image:
-        # drawn in the direction G runs (a G may learn either).
-        down = bool(torch.corrcoef(torch.stack([u, x]))[0, 1] < 0)
-        quantile = cfg.dataset.mean + cfg.dataset.std * math.sqrt(2) * torch.special.erfinv(2 * (1 - u if down else u) - 1)
-        array = torch.stack([u, x]).numpy()
-        picture = line_figure({"G(u)": (u.numpy(), x.numpy()),
-                               f"target quantile{', mirrored' if down else ''}": (u.numpy(), quantile.numpy())},
-                              title=f"G along its noise u in [0, 1), {args.run}")
-    elif args.walk:
-        start, end = (sample_noise(cfg.model, cfg.dataset, args.num_samples, gen) for _ in range(2))
-        z = walks(start, end, args.walk, spherical=cfg.model.noise == "normal")
-        images = torch.cat([G(chunk) for chunk in z.flatten(0, 1).split(500)])
-        array = to_uint8(images).reshape(args.num_samples, args.walk, 28, 28)
-        picture = image_grid(images, nrow=args.walk)
-    elif cfg.dataset.name == "normal":
-        vectors = -(-args.num_samples // cfg.dataset.sample_size)
-        samples = G(sample_noise(cfg.model, cfg.dataset, vectors, gen)).flatten()[: args.num_samples]
-        target = NormalSampler(cfg.dataset.mean, cfg.dataset.std, 1, gen).sample(args.num_samples)
-        array = samples.numpy().astype(np.float32)
-        picture = histogram_figure({"target": target, "generated": samples},
-                                   title=f"{args.num_samples} samples from {args.run}")
-    else:
-        images = torch.cat([G(z) for z in sample_noise(cfg.model, cfg.dataset, args.num_samples, gen).split(500)])
-        array = to_uint8(images)
-        picture = image_grid(images, nrow=int(np.ceil(np.sqrt(args.num_samples))))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out.with_suffix(".npy"), array)
