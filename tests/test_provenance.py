@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import ROOT, TINY, compose_cfg
+from conftest import ROOT, TINY, compose_cfg, read_events
 from ganlab import provenance
 from ganlab.run import train
 
@@ -34,6 +34,11 @@ def test_a_run_records_what_it_ran_on_and_each_resume_adds_itself(tmp_path, capl
         train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
     assert [p["from_iteration"] for p in processes(run_dir)] == [0, 40]
     assert not caplog.text  # the same code and software: nothing to say
+    # TensorBoard's Text tab: each process's entry and the run's config, at the iteration it started from
+    texts = read_events(run_dir).Tensors("run/text_summary")
+    assert [t.step for t in texts] == [0, 40]
+    shown = texts[-1].tensor_proto.string_val[0].decode()
+    assert f"torch {torch.__version__}" in shown and "at iteration 40" in shown and "    train:\n" in shown
     # Nothing left to do: not a process of the run
     train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
     assert len(processes(run_dir)) == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab import checkpoint, distributed, loop
+from ganlab import checkpoint, distributed, loop, provenance
 from ganlab.checkpoint import CheckpointError
 from ganlab.config import LOWER_IS_BETTER, ConfigError, main_metric
 from ganlab.data import build_sampler
@@ -127,6 +127,13 @@ class Member:
         self.last_checked = self.start  # the last iteration known to have finite losses
         self.unsaved_best: dict | None = None  # best.pt's content, written with the next checkpoint
         self.seconds = {"eval_log": 0.0, "checkpoint": 0.0}
+
+    def describe_in_tensorboard(self, environment: dict) -> None:
+        """TensorBoard's Text tab, at the iteration this process starts from: what it runs on
+        (provenance.environment) and the run's config."""
+        config = "".join(f"    {line}\n" for line in OmegaConf.to_yaml(self.cfg, resolve=True).splitlines())
+        self.logger.text({"run": f"{provenance.markdown(environment)}\n{config}"}, self.start)
+        self.logger.flush()
 
     def plan(self, it: int, stop_requested: bool = False) -> tuple[bool, bool, bool]:
         """(log, evaluate, save) at iteration `it`; the same for every copy of a population."""

@@ -92,9 +92,10 @@ def environment(device: torch.device, world: int = 1) -> dict:
     }
 
 
-def record(run_dirs: list[Path], start: int, device: torch.device, world: int = 1) -> list[str]:
-    """Add this process to each run directory's environment.json; return how it differs, in what
-    decides the arithmetic, from the process that started the first run (nothing for a new run)."""
+def record(run_dirs: list[Path], start: int, device: torch.device, world: int = 1) -> tuple[dict, list[str]]:
+    """Add this process to each run directory's environment.json; return its entry, and how it
+    differs, in what decides the arithmetic, from the process that started the first run (nothing
+    for a new run)."""
     entry = {"from_iteration": start, **environment(device, world)}
     changes = []
     for k, run_dir in enumerate(run_dirs):
@@ -104,7 +105,20 @@ def record(run_dirs: list[Path], start: int, device: torch.device, world: int = 
             changes = [f"{describe(key, earlier[0].get(key))} -> {describe(key, entry[key])}"
                        for key in MUST_MATCH if earlier[0].get(key) != entry[key]]
         write_json(path, {"processes": [*earlier, entry]})
-    return changes
+    return entry, changes
+
+
+def markdown(entry: dict) -> str:
+    """An entry as a Markdown table, for TensorBoard's Text tab."""
+    rows = {
+        "started": f"{entry['started']}, at iteration {entry['from_iteration']}",
+        "command": f"`{entry['command']}` in `{entry['cwd']}`",
+        "code": describe("code", entry["code"]),
+        "software": f"Python {entry['python']}, torch {entry['torch']}, numpy {entry['numpy']}",
+        "machine": f"{entry['host']}: {entry['cpu']}, {entry['cores']} cores; {describe('threads', entry['threads'])}, "
+                   f"{entry['device']}, {entry['world_size']} process{'es' if entry['world_size'] > 1 else ''}",
+    }
+    return "| | |\n|---|---|\n" + "".join(f"| {key} | {value} |\n" for key, value in rows.items())
 
 
 def earlier_processes(path: Path) -> list[dict]:

@@ -133,8 +133,10 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     if start:
         log.info("resuming %s at iteration %d of %d", run_dir, start, iterations)
     if placement.is_main:  # environment.json: what this process runs on, in each run directory
-        changes = provenance.record([run_dir] + ([m.run_dir for m in members] if population > 1 else []),
-                                    start, placement.device, placement.world)
+        environment, changes = provenance.record([run_dir] + ([m.run_dir for m in members] if population > 1 else []),
+                                                 start, placement.device, placement.world)
+        for member in members:
+            member.describe_in_tensorboard(environment)
         if changes:
             log.warning("resumed under other conditions than the run started in (%s): it goes on, but may not "
                         "match the same run never stopped bit for bit", "; ".join(changes))

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard.summary import custom_scalars, hparams as hparams_summary, histogram
+from torch.utils.tensorboard.summary import custom_scalars, hparams as hparams_summary, histogram, text
 
 from ganlab.crc32c import masked_crc32c
 
@@ -71,6 +71,12 @@ class TBLogger:
         if self.events:
             self.events.summary(Summary(value=[Summary.Value(tag=tag, simple_value=value)
                                                for tag, value in values.items()]), step)
+
+    def text(self, values: dict[str, str], step: int) -> None:
+        """Markdown for TensorBoard's Text tab (as tag/text_summary, where SummaryWriter.add_text puts it)."""
+        if self.events:
+            for tag, value in values.items():
+                self.events.summary(text(tag, value), step)
 
     def histograms(self, values: dict[str, torch.Tensor], step: int) -> None:
         """Histograms of tensors; a tensor logged again as the same object (the fixed real samples
