@@ -86,13 +86,14 @@ class Member:
     def __init__(self, cfg: DictConfig, run_dir: Path, placement: Placement):
         self.cfg, self.run_dir, self.main, self.failed = cfg, run_dir, placement.is_main, False
         self.config_dict = OmegaConf.to_container(cfg, resolve=True)  # what every checkpoint records
+        self.config_yaml = OmegaConf.to_yaml(cfg, resolve=True)  # config.yaml, and TensorBoard's Text tab
         saved = checkpoint.load(checkpoint.last_in(run_dir)) if cfg.resume else None
         if saved:
             check_compatible(saved["config"], cfg, run_dir)
         try:
             if self.main:
                 run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+                (run_dir / "config.yaml").write_text(self.config_yaml)
         except OSError as error:
             raise UserError(f"cannot write to the run directory {run_dir} ({error.strerror}); "
                             "choose another with hydra.run.dir=DIR") from None
@@ -131,7 +132,7 @@ class Member:
     def describe_in_tensorboard(self, environment: dict) -> None:
         """TensorBoard's Text tab, at the iteration this process starts from: what it runs on
         (provenance.environment) and the run's config."""
-        config = "".join(f"    {line}\n" for line in OmegaConf.to_yaml(self.cfg, resolve=True).splitlines())
+        config = "".join(f"    {line}\n" for line in self.config_yaml.splitlines())
         self.logger.text({"run": f"{provenance.markdown(environment)}\n{config}"}, self.start)
         self.logger.flush()
 
