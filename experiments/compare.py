@@ -5,10 +5,11 @@
 RUNS_A and RUNS_B each hold runs of one setting with different seeds: a population
 (train.population=K), a sweep over seed=..., or any folder of such runs. For every metric both
 have (final values, and best.pt's score as best_<metric>) it prints each side's mean ± standard
-deviation and the difference B - A with a 95% interval (Welch's, which allows the two sides
-different spreads), and says whether B is lower or higher, or whether the interval holds 0: a GAN's
-result moves with its seed, so one seed of each says little. Each metric is its own interval;
-with many metrics one may exclude 0 by chance.
+deviation, the difference B - A with a 95% interval (Welch's, which allows the two sides
+different spreads), P(B < A) (how often a seed of B scores below a seed of A) with the p-value of
+Mann-Whitney's rank test, and what they say: B lower, B higher (and which test alone says so), or
+no clear difference. A GAN's result moves with its seed, so one seed of each says little. Each
+metric is its own test; with many metrics one may find a difference by chance.
 """
 
 import json

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import TINY, compose_cfg, run_cli
-from ganlab.summary import t_quantile, welch_interval
+from ganlab.summary import rank_test, t_quantile, welch_interval
 
 
 @pytest.mark.slow
@@ -99,7 +99,9 @@ def test_compare_says_which_recipe_is_better_beyond_the_seeds_spread(two_recipes
     row = next(line for line in lines if line.startswith("| ks |")).split("|")
     mean = {run: sum(ks[f"{run}/seed_{s}"] for s in range(3)) / 3 for run in ("short", "long")}
     assert float(row[4]) == pytest.approx(mean["long"] - mean["short"], rel=1e-3)
-    assert row[-2].strip() == "B lower (better)"  # 150 iterations against 10: far beyond three seeds' spread
+    # 150 iterations against 10: far beyond three seeds' spread; every seed of B below every seed of A,
+    # which with three a side the rank test cannot call (p 0.08 at best)
+    assert row[-2].strip() == "B lower (better) by means only" and float(row[6]) == 1
     assert any(line.startswith("| best_ks |") for line in lines)
     # A recipe against itself: a difference of 0, within the interval
     same = run_cli(str(long), str(long), script="experiments/compare.py").stdout
@@ -126,3 +128,7 @@ def test_t_quantiles_and_welchs_interval_match_the_tables():
     # equal sizes and spreads: Welch's degrees of freedom are 2n - 2 = 4, t = 2.776, se = sqrt(2/3)
     diff, lo, hi = welch_interval([0.0, 1.0, 2.0], [3.0, 4.0, 5.0])
     assert diff == 3 and (lo, hi) == pytest.approx((3 - 2.7764 * (2 / 3) ** 0.5, 3 + 2.7764 * (2 / 3) ** 0.5), abs=1e-3)
+    # Mann-Whitney: every B below every A, 8 a side: U = 0, z = (32 - 0.5) / sqrt(8 * 8 * 17 / 12)
+    below, p = rank_test(list(range(9, 17)), list(range(1, 9)))
+    assert below == 1 and p == pytest.approx(0.000939, abs=1e-5)
+    assert rank_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == (0.5, 1.0) and rank_test([1.0] * 3, [1.0] * 3) == (0.5, 1.0)
