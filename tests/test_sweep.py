@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import ROOT, TINY, read_events, run_cli
-from ganlab.summary import welch_interval
+from ganlab.summary import rank_test, welch_interval
 from ganlab.sweep import write_summary
 
 SWEEP_TINY = [a for a in TINY if not a.startswith("train.progress")] + ["train.progress=false"]
@@ -64,8 +64,10 @@ def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
     for r in rows:
         ks_of.setdefault(" ".join(o for o in r["overrides"].split() if not o.startswith("seed=")), []).append(float(r["ks"]))
     for setting in settings[1:]:
-        diff, lo, hi = welch_interval(ks_of[settings[0]["setting"]], ks_of[setting["setting"]])
-        assert setting["ks - best (95%)"] == f"{diff:+.4g} [{lo:.4g}, {hi:.4g}]" + (" tie" if lo <= 0 <= hi else "")
+        best, other = ks_of[settings[0]["setting"]], ks_of[setting["setting"]]
+        (diff, lo, hi), p = welch_interval(best, other), rank_test(best, other)[1]
+        tie = " tie" if lo <= 0 <= hi and p >= 0.05 else ""
+        assert setting["ks - best (95%)"] == f"{diff:+.4g} [{lo:.4g}, {hi:.4g}], ranks p {p:.2g}{tie}"
         assert diff >= 0
     assert "Seeds aggregated" in (sweep / "summary.md").read_text()
     # What the jobs ran on: one line when they all ran on the same, else job by job

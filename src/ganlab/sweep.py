@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab import provenance
 from ganlab.config import LOWER_IS_BETTER, main_metric
-from ganlab.summary import markdown_table, mean_and_std, welch_interval
+from ganlab.summary import markdown_table, mean_and_std, rank_test, welch_interval
 
 log = logging.getLogger("ganlab")
 
@@ -91,8 +91,8 @@ def ordered_metrics(keys: set[str]) -> list[str]:
 
 def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str], metric: str) -> list[dict[str, Any]]:
     """Mean and standard deviation over the jobs that differ only in their seed, best `metric`
-    first; and each setting's difference to the best with its 95% interval (Welch's), so a setting
-    the seeds cannot tell from the best reads as a tie ("tie": the interval holds 0)."""
+    first; and each setting's difference to the best with its 95% interval (Welch's) and the rank
+    test's p-value, so a setting the seeds cannot tell from the best reads as a tie."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         if row["status"] == "ok":
@@ -118,7 +118,9 @@ def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str], metric: str)
             versus = "(needs 2 seeds)"
         else:
             diff, lo, hi = welch_interval(best, values)
-            versus = f"{diff:+.4g} [{lo:.4g}, {hi:.4g}]" + (" tie" if lo <= 0 <= hi else "")
+            p = rank_test(best, values)[1]
+            tie = " tie" if lo <= 0 <= hi and p >= 0.05 else ""
+            versus = f"{diff:+.4g} [{lo:.4g}, {hi:.4g}], ranks p {p:.2g}{tie}"
         agg[versus_best(metric)] = versus
     return out
 
@@ -163,8 +165,9 @@ def write_summary(sweep_dir: Path, metric: str) -> Path | None:
         versus = versus_best(metric)
         agg_columns = ["setting", "seeds", versus, *[k for k in seeds[0] if k not in ("setting", "seeds", versus)]]
         text += (markdown_table(seeds, agg_columns) + f"\n\n`{versus}`: a setting's mean {metric} minus the best "
-                 "setting's, with Welch's 95% interval over their seeds; `tie`: the interval holds 0, so these "
-                 "seeds cannot tell the setting from the best.\n")
+                 "setting's, with Welch's 95% interval over their seeds, and the p-value of Mann-Whitney's rank test "
+                 "(which a few failed seeds hardly move); `tie`: neither tells the setting from the best (the interval "
+                 "holds 0, p >= 0.05).\n")
         with open(sweep_dir / "summary_seeds.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=agg_columns)
             writer.writeheader()
