@@ -1,9 +1,11 @@
 """Is recipe B better than recipe A, or is the difference within the seeds' spread?
 
     python experiments/compare.py RUNS_A RUNS_B
+    python experiments/compare.py 'multirun/x/optimizer=adam,*' 'multirun/x/optimizer=sgd_nesterov,*'
 
 RUNS_A and RUNS_B each hold runs of one setting with different seeds: a population
-(train.population=K), a sweep over seed=..., or any folder of such runs. For every metric both
+(train.population=K), a sweep over seed=..., or any folder of such runs; or a quoted glob pattern
+of such folders (one setting's jobs in a bigger sweep). For every metric both
 have (final values, and best.pt's score as best_<metric>) it prints each side's mean ± standard
 deviation, the difference B - A with a 95% interval (Welch's, which allows the two sides
 different spreads), P(B < A) (how often a seed of B scores below a seed of A) with the p-value of
@@ -12,6 +14,7 @@ no clear difference. A GAN's result moves with its seed, so one seed of each say
 metric is its own test; with many metrics one may find a difference by chance.
 """
 
+import glob
 import json
 import sys
 from pathlib import Path
@@ -32,24 +35,29 @@ def flat(config: dict, prefix: str = "") -> dict:
     return out
 
 
-def runs_of(root: Path, name: str) -> tuple[list[dict], dict]:
-    """The finished runs below `root`, with best.pt's score, and their setting (flat config, less
-    the seed); stops with one line where they are not one setting's seeds."""
-    if not root.is_dir():
-        sys.exit(f"{name}: {root} is not a directory; give a population's, a sweep's or a folder of runs")
-    rows = collect(root)
+def runs_of(spec: str, name: str) -> tuple[list[dict], dict]:
+    """The finished runs below `spec` (a folder, or a quoted glob pattern of folders: one setting's
+    jobs in a sweep), each with its directory (`dir`) and best.pt's score, and their setting (flat
+    config, less the seed); stops with one line where they are not one setting's seeds."""
+    roots = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_dir()) if glob.has_magic(spec) else [Path(spec)]
+    if not roots:
+        sys.exit(f"{name}: no folder matches {spec}")
+    if not roots[0].is_dir():
+        sys.exit(f"{name}: {spec} is not a directory; give a population's, a sweep's or a folder of runs")
+    rows = [row | {"dir": root / row.pop("run")} for root in roots for row in collect(root)]
     if len(rows) < 2:
-        sys.exit(f"{name}: {root} holds {len(rows)} finished run{'s' if len(rows) != 1 else ''}; a difference "
+        sys.exit(f"{name}: {spec} holds {len(rows)} finished run{'s' if len(rows) != 1 else ''}; a difference "
                  "needs at least 2 seeds a side (train.population=K, or -m seed=0,1,2,...)")
-    configs = [flat(OmegaConf.to_container(OmegaConf.load(root / row["run"] / "config.yaml"))) for row in rows]
+    configs = [flat(OmegaConf.to_container(OmegaConf.load(row["dir"] / "config.yaml"))) for row in rows]
     differ = sorted(k for k in set().union(*configs) - SEED_ONLY if len({str(c.get(k)) for c in configs}) > 1)
     if differ:
-        sys.exit(f"{name}: the runs in {root} differ in {', '.join(differ[:3])}{' ...' if len(differ) > 3 else ''}, "
-                 "not only in their seed; give a folder of one setting (one population, or one setting's jobs)")
-    metric = main_metric(OmegaConf.load(root / rows[0]["run"] / "config.yaml"))
+        sys.exit(f"{name}: the runs in {spec} differ in {', '.join(differ[:3])}{' ...' if len(differ) > 3 else ''}, "
+                 "not only in their seed; give one setting's runs (a population, or a quoted pattern of one "
+                 "setting's jobs, e.g. 'multirun/x/optimizer=adam,*')")
+    metric = main_metric(OmegaConf.load(rows[0]["dir"] / "config.yaml"))
     for row in rows:
         row.pop("wall_s", None)  # a population's copies share one: not each run's own
-        best = json.loads((root / row["run"] / "metrics.json").read_text()).get("best")
+        best = json.loads((row["dir"] / "metrics.json").read_text()).get("best")
         if best:
             row[f"best_{metric}"] = best[metric]
     return rows, {k: v for k, v in configs[0].items() if k not in SEED_ONLY}
@@ -64,16 +72,16 @@ def differences(a: dict, b: dict) -> str:
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: python experiments/compare.py RUNS_A RUNS_B  (each: one setting's runs with different seeds)")
-    a_dir, b_dir = Path(sys.argv[1]), Path(sys.argv[2])
-    (a, setting_a), (b, setting_b) = runs_of(a_dir, "A"), runs_of(b_dir, "B")
+    a_spec, b_spec = sys.argv[1:]
+    (a, setting_a), (b, setting_b) = runs_of(a_spec, "A"), runs_of(b_spec, "B")
     directional = {m for metrics in QUALITY_METRICS.values() for m in metrics}
     lower = LOWER_IS_BETTER | {f"best_{m}" for m in LOWER_IS_BETTER}
     higher = {m for m in directional if m not in LOWER_IS_BETTER}
     rows = compare(a, b, lower, higher | {f"best_{m}" for m in higher})
     if not rows:
-        sys.exit(f"{a_dir} and {b_dir} have no metric in common (one dataset's runs against another's?)")
-    for name, root, runs in (("A", a_dir, a), ("B", b_dir, b)):
-        ran_on = sorted({provenance.conditions(root / r["run"]) or "not recorded" for r in runs})
-        print(f"{name}: {root}, {len(runs)} runs; ran on {' | '.join(ran_on)}")
+        sys.exit(f"{a_spec} and {b_spec} have no metric in common (one dataset's runs against another's?)")
+    for name, spec, runs in (("A", a_spec, a), ("B", b_spec, b)):
+        ran_on = sorted({provenance.conditions(r["dir"]) or "not recorded" for r in runs})
+        print(f"{name}: {spec}, {len(runs)} runs; ran on {' | '.join(ran_on)}")
     print(f"B changes: {differences(setting_a, setting_b)}")
     print("\n" + markdown_table([r for r in rows if not r["metric"].endswith("_real")], list(rows[0])))

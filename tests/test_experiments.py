@@ -103,6 +103,9 @@ def test_compare_says_which_recipe_is_better_beyond_the_seeds_spread(two_recipes
     # which with three a side the rank test cannot call (p 0.08 at best)
     assert row[-2].strip() == "B lower (better) by means only" and float(row[6]) == 1
     assert any(line.startswith("| best_ks |") for line in lines)
+    # A side as a quoted pattern of run folders (one setting's jobs in a sweep): the same runs, the same table
+    pattern = run_cli(f"{short}/seed_*", str(long), script="experiments/compare.py").stdout.splitlines()
+    assert pattern[0].startswith(f"A: {short}/seed_*, 3 runs; ran on ") and pattern[3:] == lines[3:]
     # A recipe against itself: a difference of 0, within the interval
     same = run_cli(str(long), str(long), script="experiments/compare.py").stdout
     assert "B changes: nothing" in same
@@ -114,6 +117,7 @@ def test_compare_says_which_recipe_is_better_beyond_the_seeds_spread(two_recipes
     (lambda sets: [sets, sets / "long"], "A: the runs in {sets} differ in train.eval_every, train.iterations,"),
     (lambda sets: [sets / "long" / "seed_0", sets / "long"], "A: {sets}/long/seed_0 holds 1 finished run; a difference needs"),
     (lambda sets: [sets / "long", sets / "nowhere"], "B: {sets}/nowhere is not a directory"),
+    (lambda sets: [sets / "long" / "nope_*", sets / "long"], "A: no folder matches {sets}/long/nope_*"),
 ])
 def test_compare_refuses_what_is_not_one_setting_with_one_line(two_recipes, make_args, words):
     result = run_cli(*map(str, make_args(two_recipes)), script="experiments/compare.py")
