@@ -110,12 +110,14 @@ def test_compare_says_which_recipe_is_better_beyond_the_seeds_spread(two_recipes
     same = run_cli(str(long), str(long), script="experiments/compare.py").stdout
     assert "B changes: nothing" in same
     rows = [line for line in same.splitlines() if line.startswith("| ") and not line.startswith("| metric")]
-    assert len(rows) >= 4 and all(r.split("|")[4].strip() == "0" and r.endswith("| no clear difference |") for r in rows)
+    assert len(rows) >= 4
+    assert all(r.split("|")[4].strip() == "0" and r.endswith("| no clear difference |") for r in rows)
 
 
 @pytest.mark.parametrize("make_args, words", [
     (lambda sets: [sets, sets / "long"], "A: the runs in {sets} differ in train.eval_every, train.iterations,"),
-    (lambda sets: [sets / "long" / "seed_0", sets / "long"], "A: {sets}/long/seed_0 holds 1 finished run; a difference needs"),
+    (lambda sets: [sets / "long" / "seed_0", sets / "long"],
+     "A: {sets}/long/seed_0 holds 1 finished run; a difference needs"),
     (lambda sets: [sets / "long", sets / "nowhere"], "B: {sets}/nowhere is not a directory"),
     (lambda sets: [sets / "long" / "nope_*", sets / "long"], "A: no folder matches {sets}/long/nope_*"),
 ])
