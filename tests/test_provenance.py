@@ -61,6 +61,9 @@ def test_a_population_records_it_for_itself_and_for_each_copy(tmp_path):
     for run_dir in (population, population / "seed_0", population / "seed_1"):
         (entry,) = processes(run_dir)
         assert entry["torch"] == torch.__version__ and entry["from_iteration"] == 0
+    for copy in ("seed_0", "seed_1"):  # each copy's TensorBoard run has its own text, with its own seed
+        (shown,) = read_events(population / copy).Tensors("run/text_summary")
+        assert f"    seed: {copy[5:]}\n" in shown.tensor_proto.string_val[0].decode()
 
 
 @pytest.mark.parametrize("saved", ["", "{not json", '{"processes": 3}'])
