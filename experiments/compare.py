@@ -24,15 +24,9 @@ from omegaconf import OmegaConf
 from ganlab import provenance
 from ganlab.config import LOWER_IS_BETTER, QUALITY_METRICS, main_metric
 from ganlab.summary import collect, compare, markdown_table
+from ganlab.sweep import flat_hparams
 
-SEED_ONLY = {"seed", "resume", "train.population", "train.progress"}  # what may differ between a setting's runs
-
-
-def flat(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        out |= flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
-    return out
+SEED_ONLY = {"seed", "train.population", "train.progress"}  # what may differ between a setting's runs
 
 
 def runs_of(spec: str, name: str) -> tuple[list[dict], dict]:
@@ -48,7 +42,7 @@ def runs_of(spec: str, name: str) -> tuple[list[dict], dict]:
     if len(rows) < 2:
         sys.exit(f"{name}: {spec} holds {len(rows)} finished run{'s' if len(rows) != 1 else ''}; a difference "
                  "needs at least 2 seeds a side (train.population=K, or -m seed=0,1,2,...)")
-    configs = [flat(OmegaConf.to_container(OmegaConf.load(row["dir"] / "config.yaml"))) for row in rows]
+    configs = [flat_hparams(OmegaConf.load(row["dir"] / "config.yaml")) for row in rows]
     differ = sorted(k for k in set().union(*configs) - SEED_ONLY if len({str(c.get(k)) for c in configs}) > 1)
     if differ:
         sys.exit(f"{name}: the runs in {spec} differ in {', '.join(differ[:3])}{' ...' if len(differ) > 3 else ''}, "

@@ -131,11 +131,13 @@ def compare(a: list[dict], b: list[dict], lower_is_better: set[str], higher_is_b
         side = by_means or by_ranks
         if side is None:
             verdict = "no clear difference"
+        elif by_means and by_ranks and by_means != by_ranks:  # possible in principle: say so, pick neither
+            verdict = f"the tests disagree (means: B {by_means}, ranks: B {by_ranks})"
         else:
             better = (side == "lower") == (key in lower_is_better)
             judged = key in lower_is_better | higher_is_better
             verdict = f"B {side}" + (f" ({'better' if better else 'worse'})" if judged else "")
-            if by_means != by_ranks:  # one test alone, or (rarely) the two opposite
+            if by_means != by_ranks:  # one test alone
                 verdict += f" by {'means' if by_means == side else 'ranks'} only"
         rows.append({"metric": key, "A": f"{statistics.fmean(xs):.4g} ± {statistics.stdev(xs):.2g}",
                      "B": f"{statistics.fmean(ys):.4g} ± {statistics.stdev(ys):.2g}",
