@@ -33,6 +33,21 @@ def hparams_of(run_dir):
             for k, v in start.session_start_info.hparams.items()}, events
 
 
+def tensorboard_experiment(logdir):
+    """The HParams dashboard's columns, as TensorBoard's backend computes them for `logdir`."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment
+
+    runs = plugin_event_multiplexer.EventMultiplexer()
+    runs.AddRunsFromDirectory(str(logdir))
+    runs.Reload()
+    provider = data_provider.MultiplexerDataProvider(runs, str(logdir))
+    backend = backend_context.Context(base_plugin.TBContext(data_provider=provider))
+    return get_experiment.Handler(context.RequestContext(), backend, "", api_pb2.GetExperimentRequest()).run()
+
+
 def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli("-m", "optimizer=adam,sgd_nesterov", "train.d_steps=1,2", "seed=0,1", *SWEEP_TINY,
@@ -46,6 +61,17 @@ def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
         hparams, events = hparams_of(job)
         assert hparams["seed"] in (0, 1) and hparams["optimizer.d.name"] in ("adam", "sgd")
         assert "final/ks" in events.Tags()["scalars"] and "best/ks" in events.Tags()["scalars"]
+    # TensorBoard's HParams table: the settings the jobs differ in come first (it ticks five)
+    values = {}
+    for job in jobs:
+        for key, value in hparams_of(job)[0].items():
+            values.setdefault(key, set()).add(value)
+    varied = {key for key, seen in values.items() if len(seen) > 1}
+    assert {"seed", "train.d_steps", "optimizer.d.name"} <= varied
+    columns = tensorboard_experiment(sweep).hparam_infos
+    assert [c.name for c in columns[:len(varied)]] == sorted(varied) and all(c.differs for c in columns[:len(varied)])
+    assert not any(c.differs for c in columns[len(varied):])
+    assert {"final/ks", "best/ks"} <= {m.name.tag for m in tensorboard_experiment(sweep).metric_infos}
 
     with open(sweep / "summary.csv") as f:
         rows = list(csv.DictReader(f))

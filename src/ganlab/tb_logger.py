@@ -109,10 +109,16 @@ class TBLogger:
 
     def hparams(self, hparams: dict, metrics: dict[str, float]) -> None:
         """HParams data in this run's own event file, so the HParams dashboard lines up every run
-        of a sweep (SummaryWriter.add_hparams would write it into a new timestamped subfolder)."""
+        of a sweep (SummaryWriter.add_hparams would write it into a new timestamped subfolder).
+
+        Only the session's start and end: without an experiment summary TensorBoard computes one
+        over all the runs it shows, and puts the settings whose values differ between them first
+        (its table ticks the first five). Each run writing its own summary, as add_hparams does,
+        left TensorBoard to pick one run's at random, which marks no setting as differing."""
         if self.events:
-            for summary in hparams_summary(hparams, metrics):
-                self.events.summary(summary)
+            _experiment, session_start, session_end = hparams_summary(hparams, metrics)
+            self.events.summary(session_start)
+            self.events.summary(session_end)
             self.scalars(metrics)
 
     def margin_charts(self, category: str, charts: dict[str, tuple[str, str, str]]) -> None:
