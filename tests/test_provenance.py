@@ -28,7 +28,8 @@ def test_a_run_records_what_it_ran_on_and_each_resume_adds_itself(tmp_path, capl
     assert first["threads"] == torch.get_num_threads() and first["device"] == "cpu"
     if (ROOT / ".git").exists():  # a checkout (CI's is a clone): the commit the code is at, edited or not
         assert first["code"]["commit"] == git("rev-parse", "HEAD").strip()
-        assert first["code"]["dirty"] == bool(git("diff", "HEAD", "--no-ext-diff"))
+        new_code = git("ls-files", "--others", "--exclude-standard", "--", *provenance.CODE)
+        assert first["code"]["dirty"] == bool(git("diff", "HEAD", "--no-ext-diff") or new_code)
 
     with caplog.at_level(logging.WARNING, logger="ganlab"):
         train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
@@ -77,3 +78,20 @@ def test_an_unreadable_record_is_started_again_not_a_crash(tmp_path, saved):
         (run_dir / "environment.json").unlink()
     train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
     assert [p["from_iteration"] for p in processes(run_dir)] == [40]
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs ganlab's git checkout")
+def test_new_code_git_does_not_track_yet_counts_as_a_change():
+    """A new module or config changes what runs compute before anyone commits it."""
+    before = provenance.code_version.__wrapped__()
+    new_file = ROOT / "conf" / "zz_untracked_by_test.yaml"
+    try:
+        new_file.write_text("a: 1\n")
+        first = provenance.code_version.__wrapped__()
+        new_file.write_text("a: 2\n")
+        second = provenance.code_version.__wrapped__()
+    finally:
+        new_file.unlink()
+    assert first["dirty"] and first["untracked"] == sorted([*before.get("untracked", []), "conf/zz_untracked_by_test.yaml"])
+    assert first["diff_sha1"] != second["diff_sha1"] != before.get("diff_sha1")
+    assert provenance.code_version.__wrapped__() == before

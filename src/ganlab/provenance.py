@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 FILE = "environment.json"
 # What decides a resumed run's arithmetic; the rest (host, command, ...) is for the record.
 MUST_MATCH = ("code", "torch", "device", "threads")
+# Where a file git does not track yet can change what a run computes (git pathspecs).
+CODE = ("src", "conf", ":(glob)*.py")  # the package, its configs, train.py and generate.py
 
 
 def git(root: Path, *args: str) -> str | None:
@@ -42,8 +44,9 @@ def git(root: Path, *args: str) -> str | None:
 @functools.lru_cache(maxsize=1)
 def code_version() -> dict:
     """ganlab's version, and where it runs from a git checkout (an editable install), the commit
-    and whether tracked files differ from it (with a digest of the difference, so two edited
-    states are told apart)."""
+    and whether the code differs from it: edited tracked files, and new code files git does not
+    track yet (a module, a config; `untracked` names them). A digest of the difference tells two
+    edited states apart."""
     version = {"version": ganlab.__version__, "commit": None, "dirty": None}
     package = Path(ganlab.__file__).resolve()
     root = package.parents[2]  # src/ganlab/__init__.py -> the checkout
@@ -51,12 +54,26 @@ def code_version() -> dict:
         return version  # installed as a package: its version is all there is
     commit = git(root, "rev-parse", "HEAD")
     diff = git(root, "diff", "HEAD", "--no-ext-diff")  # text only: a binary file is one line
-    if commit is None or diff is None:
+    new_files = git(root, "ls-files", "--others", "--exclude-standard", "-z", "--", *CODE)
+    if commit is None or diff is None or new_files is None:
         return version
-    version |= {"commit": commit.strip(), "dirty": bool(diff)}
-    if diff:
-        version["diff_sha1"] = hashlib.sha1(diff.encode()).hexdigest()
+    untracked = sorted(filter(None, new_files.split("\0")))
+    version |= {"commit": commit.strip(), "dirty": bool(diff or untracked)}
+    if diff or untracked:
+        digest = hashlib.sha1(diff.encode())
+        for name in untracked:
+            digest.update(b"\0" + name.encode() + b"\0" + read_bytes(root / name))
+        version["diff_sha1"] = digest.hexdigest()
+    if untracked:
+        version["untracked"] = untracked
     return version
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # gone since git listed it
+        return b""
 
 
 def cpu_model() -> str:
