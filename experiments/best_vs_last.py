@@ -7,6 +7,10 @@ draw (the best of many noisy measurements). This scores both checkpoints again o
 real samples compared against: for MNIST another sample of the training digits; as many as the
 run's evaluations used, drawn from SEED, default 12345), for every run below RUNS_DIR (a
 population's copies, a sweep's jobs), and prints a Markdown table.
+
+A run that kept an average of G's weights (train.g_ema) is evaluated and sampled through it; the
+last column scores the G that trained (last.pt's, not averaged) on the same draws, which says
+whether the average helped this recipe. For a run without an average it is the same G as "last".
 """
 
 import json
@@ -23,9 +27,9 @@ from ganlab.models import sample_noise
 from ganlab.summary import markdown_table, spread_table
 
 
-def fresh_score(run_dir: Path, which: str, seed: int) -> tuple[str, float]:
+def fresh_score(run_dir: Path, which: str, seed: int, averaged: bool = True) -> tuple[str, float]:
     """The run's main metric for its `which` generator, on fresh noise and real samples."""
-    cfg, G = load_generator(run_dir, which)
+    cfg, G = load_generator(run_dir, which, averaged)
     gen = torch.Generator().manual_seed(seed)
     n = cfg.dataset.eval_samples
     evaluator = build_evaluator(cfg.dataset, build_sampler(cfg.dataset, gen).reference(n, gen),
@@ -38,9 +42,11 @@ def row(run_dir: Path, root: Path, seed: int) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     metric, best_fresh = fresh_score(run_dir, "best", seed)
     _, last_fresh = fresh_score(run_dir, "last", seed)
+    _, trained_fresh = fresh_score(run_dir, "last", seed, averaged=False)
     return {"run": str(run_dir.relative_to(root)) or ".", "best_at": metrics["best"]["iteration"],
             f"best {metric}": metrics["best"][metric], f"best {metric}, fresh": best_fresh,
-            f"last {metric}": metrics["final"][metric], f"last {metric}, fresh": last_fresh}
+            f"last {metric}": metrics["final"][metric], f"last {metric}, fresh": last_fresh,
+            f"last {metric}, fresh, G not averaged": trained_fresh}
 
 
 if __name__ == "__main__":

@@ -58,17 +58,20 @@ def test_experiment_scripts_answer_a_bad_override_with_one_line_that_says_why():
 
 def test_best_vs_last_scores_every_runs_checkpoints_again(train_tiny, tmp_path):
     runs = tmp_path / "runs"
-    train_tiny("seed=1", name="runs/a")
-    train_tiny("seed=2", name="runs/b")
+    train_tiny("seed=1", "train.g_ema=0.9", name="runs/a")
+    train_tiny("seed=2", "train.g_ema=0", name="runs/b")
     result = run_cli(str(runs), "7", script="experiments/best_vs_last.py")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "| run | best_at | best ks | best ks, fresh | last ks | last ks, fresh |"
+    assert lines[0] == ("| run | best_at | best ks | best ks, fresh | last ks | last ks, fresh "
+                        "| last ks, fresh, G not averaged |")
     for name in ("a", "b"):
         best = json.loads((runs / name / "metrics.json").read_text())["best"]
         row = next(line for line in lines if line.startswith(f"| {name} |")).split("|")
         assert int(row[2]) == best["iteration"] and float(row[3]) == pytest.approx(best["ks"], rel=1e-3)
         assert 0 < float(row[4]) < 1
+        # the G that trained: another G than the average for a, the same for b (it has no average)
+        assert (row[6] != row[7]) == (name == "a")
     assert any(line.startswith("| mean |") for line in lines)
     train_tiny("train.keep_best=false", name="without")
     result = run_cli(str(tmp_path / "without"), script="experiments/best_vs_last.py")

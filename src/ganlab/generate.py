@@ -31,9 +31,9 @@ class GenerateConfig:
     walk: int = 0
 
 
-def load_generator(run_dir: Path, which: str = "last"):
-    """The run's config and its generator (the averaged one where the run kept one), as it was at
-    the end of training (last) or at its best evaluation (best)."""
+def load_generator(run_dir: Path, which: str = "last", averaged: bool = True):
+    """The run's config and its generator (the averaged one where the run kept one, unless
+    averaged=False), as it was at the end of training (last) or at its best evaluation (best)."""
     if which not in ("last", "best"):
         raise ConfigError(f"checkpoint={which} is not one generate.py reads; use checkpoint=last or checkpoint=best")
     path = checkpoint.last_in(run_dir)  # one line if run_dir is no run
@@ -45,7 +45,7 @@ def load_generator(run_dir: Path, which: str = "last"):
     state = checkpoint.load(path)
     cfg = OmegaConf.create(state["config"])
     G, _ = build_models(cfg.model, cfg.dataset)
-    G.load_state_dict(state["G_ema"] or state["G"])
+    G.load_state_dict(state["G_ema"] if averaged and state["G_ema"] else state["G"])
     return cfg, G.eval()
 
 
