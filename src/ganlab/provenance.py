@@ -30,7 +30,8 @@ FILE = "environment.json"
 # What decides a resumed run's arithmetic; the rest (host, command, ...) is for the record.
 MUST_MATCH = ("code", "torch", "device", "threads")
 # Where a file git does not track yet can change what a run computes (git pathspecs).
-CODE = ("src", "conf", ":(glob)*.py")  # the package, its configs, train.py and generate.py
+# The package, its configs, the presets (experiment=NAME), train.py and generate.py.
+CODE = ("src", "conf", ":(glob)experiments/*.yaml", ":(glob)*.py")
 
 
 def git(root: Path, *args: str) -> str | None:
