@@ -231,6 +231,16 @@ def test_a_1d_walk_is_gs_map_from_its_noise_next_to_the_targets_quantiles(train_
     assert Image.open(tmp_path / "map.png").size == (640, 400)
 
 
+def test_recalibrate_batchnorm_scores_both_generators_as_the_run_did(train_tiny):
+    run_dir = train_tiny(*MNIST_TINY, "model=mnist", "train.g_ema=0.9", name="m")
+    result = run_cli(str(run_dir), script="experiments/recalibrate_batchnorm.py")
+    assert result.returncode == 0, result.stderr
+    trained, averaged = result.stdout.splitlines()
+    logged = json.loads((run_dir / "metrics.json").read_text())["final"]["fd"]
+    assert averaged.startswith(f"averaged G: fd {logged:.4g} with the statistics as saved, ")
+    assert trained.startswith("G that trained: fd ") and trained != averaged
+
+
 def test_generate_bad_run_dir_is_one_line(tmp_path):
     result = run_cli(f"run={tmp_path}", script="generate.py")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
