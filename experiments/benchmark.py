@@ -6,7 +6,8 @@
 Rows: the 1-D seed recipe (batch 1, iterations/s) and the seed MNIST architecture at batch 16
 and 128 (images/s, GFLOP/s, fraction of this machine's fp32 GEMM peak measured in the same
 run), each for the reference, ganlab's default path and ganlab with train.compile=true (the
-same step functions train.py runs); 32 seeds of the 1-D seed recipe in one process
+same step functions train.py runs), and for the MNIST rows, on a CPU that computes bfloat16
+natively, ganlab with train.amp=true against the bfloat16 GEMM peak; 32 seeds of the 1-D seed recipe in one process
 (train.population=32) against one; the share of the default run's wall time spent on
 evaluation, logging and checkpoints; start-up (from `python train.py` to its first iteration,
 and to the end of a 1-iteration run). Ratios compare with the reference in the same run.
@@ -47,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganlab import loop, provenance
 from ganlab.config import register_configs
-from ganlab.distributed import Placement
+from ganlab.distributed import Placement, cpu_has_native_bfloat16
 from ganlab.losses import build_loss
 from ganlab.memory import keep_freed_memory
 from ganlab.models import build_models, keras_init, sample_noise
@@ -58,9 +59,9 @@ from ganlab.run import build_step
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def gemm_peak(n: int = 1024, repeats: int = 20) -> float:
-    """fp32 GFLOP/s of a square matrix product with the current thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def gemm_peak(n: int = 1024, repeats: int = 20, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of a square matrix product (fp32 unless told) with the current thread count."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     for _ in range(3):
         a @ b
     t0 = time.perf_counter()
@@ -207,10 +208,11 @@ def nominal_flops(cfg, batch: int) -> int:
     return counter.get_total_flops()
 
 
-def bench(overrides: list[str], batch: int, iterations: int, rounds: int, run_dir: Path) -> dict:
+def bench(overrides: list[str], batch: int, iterations: int, rounds: int, run_dir: Path, amp: bool = False) -> dict:
     """Seconds per iteration of the reference, ganlab's default path and ganlab with
     train.compile, and the GEMM peak, timed in alternating rounds; every figure is the median over
-    the rounds of that round's value (ratios: of the ratio within the round)."""
+    the rounds of that round's value (ratios: of the ratio within the round). `amp`: also ganlab
+    with train.amp=true (bfloat16) and the bfloat16 GEMM peak, where this CPU has bfloat16."""
     overrides = [*overrides, f"train.batch_size={batch}", "dataset.eval_samples=16"]
     cfg, gan, plain = ganlab_step([*overrides, "train.compile=false"], run_dir / "plain")
     _, _, compiled = ganlab_step([*overrides, "train.compile=true"], run_dir / "compiled")
@@ -220,29 +222,36 @@ def bench(overrides: list[str], batch: int, iterations: int, rounds: int, run_di
     t0 = time.perf_counter()
     compiled()  # compiles: the first call
     compile_s = time.perf_counter() - t0
+    steps = {"ganlab": plain, "ganlab_compiled": compiled}
+    if amp:
+        steps["ganlab_amp"] = ganlab_step([*overrides, "train.compile=false", "train.amp=true"], run_dir / "amp")[2]
     with ReferenceProcess() as reference:
         reference(overrides, batch, 0)  # builds and warms up the reference
-        for step in (plain, compiled, plain, compiled):  # warm-up
+        for step in (*steps.values(), *steps.values()):  # warm-up
             step()
-        per_round = alternating({"gemm_peak_gflops": gemm_peak,
-                                 "reference": lambda: reference(overrides, batch, iterations),
-                                 "ganlab": lambda: timed(plain, iterations, warmup=0),
-                                 "ganlab_compiled": lambda: timed(compiled, iterations, warmup=0)}, rounds)
+        contenders = {"gemm_peak_gflops": gemm_peak,
+                      "reference": lambda: reference(overrides, batch, iterations),
+                      **{name: (lambda step=step: timed(step, iterations, warmup=0)) for name, step in steps.items()}}
+        if amp:
+            contenders["bf16_gemm_peak_gflops"] = lambda: gemm_peak(dtype=torch.bfloat16)
+        per_round = alternating(contenders, rounds)
     row = {"batch": batch, "flops_per_iter": flops["nominal"], "executed_flops_per_iter": flops["executed"],
            "compile_s": compile_s, "rounds": per_round,
            "gemm_peak_gflops": median(r["gemm_peak_gflops"] for r in per_round)}
-    for name in ("reference", "ganlab", "ganlab_compiled"):
+    if amp:
+        row["bf16_gemm_peak_gflops"] = median(r["bf16_gemm_peak_gflops"] for r in per_round)
+        row["amp_speedup_over_float32"] = median(r["ganlab"] / r["ganlab_amp"] for r in per_round)
+    for name in ("reference", *steps):
         executed = flops["nominal" if name == "reference" else "executed"]
+        peak = "bf16_gemm_peak_gflops" if name == "ganlab_amp" else "gemm_peak_gflops"
         seconds = median(r[name] for r in per_round)
         row[f"s_per_iter_{name}"] = seconds
         row[f"images_per_s_{name}"] = batch / seconds
         row[f"gflops_{name}"] = flops["nominal"] / seconds / 1e9
         row[f"executed_gflops_{name}"] = executed / seconds / 1e9
         row[f"speedup_{name}"] = median(r["reference"] / r[name] for r in per_round)
-        row[f"fraction_of_peak_{name}"] = median(flops["nominal"] / r[name] / 1e9 / r["gemm_peak_gflops"]
-                                                 for r in per_round)
-        row[f"executed_fraction_of_peak_{name}"] = median(executed / r[name] / 1e9 / r["gemm_peak_gflops"]
-                                                          for r in per_round)
+        row[f"fraction_of_peak_{name}"] = median(flops["nominal"] / r[name] / 1e9 / r[peak] for r in per_round)
+        row[f"executed_fraction_of_peak_{name}"] = median(executed / r[name] / 1e9 / r[peak] for r in per_round)
     return row
 
 
@@ -322,6 +331,7 @@ def main() -> None:
         parser.error(f"cannot write {out} ({error}); choose another file with --out PATH")
     keep_freed_memory()  # as train.py runs ganlab; the reference runs in fresh processes
     n, rounds = (10, 2) if args.quick else (1, 5)  # quick: a tenth of the iterations, 2 rounds
+    amp = bool(cpu_has_native_bfloat16())  # train.amp=true refuses a CPU without it
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         peak = gemm_peak()
@@ -329,8 +339,8 @@ def main() -> None:
             "environment": provenance.environment(torch.device("cpu")),  # what these numbers were measured on
             "threads": torch.get_num_threads(), "gemm_peak_gflops": peak,
             "1d_seed_batch1": bench(["experiment=seed_normal"], 1, 400 // n, rounds, tmp / "1d"),
-            "mnist_seed_batch16": bench(["experiment=seed_mnist"], 16, 8 // n or 1, rounds, tmp / "m16"),
-            "mnist_seed_batch128": bench(["experiment=seed_mnist"], 128, 2 // n or 1, rounds, tmp / "m128"),
+            "mnist_seed_batch16": bench(["experiment=seed_mnist"], 16, 8 // n or 1, rounds, tmp / "m16", amp),
+            "mnist_seed_batch128": bench(["experiment=seed_mnist"], 128, 2 // n or 1, rounds, tmp / "m128", amp),
             "population_iterations": 4000 // n,
             "population_1d_seed": population(4000 // n, 2 if args.quick else 3, tmp / "population"),
             "eval_log_cost_default_run": eval_cost(tmp / "default"),
@@ -364,6 +374,13 @@ def report(results: dict) -> str:
             + (")" if k == "reference" else
                f", {100 * r[f'executed_fraction_of_peak_{k}']:.0f}%; {r[f'speedup_{k}']:.2f}x)")
             for k in ("reference", "ganlab", "ganlab_compiled")) + " |")
+    if "ganlab_amp" in results["mnist_seed_batch16"]["rounds"][0]:
+        lines += ["", "bfloat16 autocast (`train.amp=true`; this CPU computes bfloat16 natively), the same rounds: " + "; ".join(
+            f"batch {r['batch']} {r['images_per_s_ganlab_amp']:.0f} images/s ({r['amp_speedup_over_float32']:.2f}x ganlab's "
+            f"float32, {r['speedup_ganlab_amp']:.2f}x the reference; {100 * r['fraction_of_peak_ganlab_amp']:.0f}% nominal, "
+            f"{100 * r['executed_fraction_of_peak_ganlab_amp']:.0f}% executed of the bfloat16 GEMM peak, "
+            f"median {r['bf16_gemm_peak_gflops']:.0f} GFLOP/s)"
+            for r in (results["mnist_seed_batch16"], results["mnist_seed_batch128"]))]
     compile_s = ", ".join(f"{results[k]['compile_s']:.0f} s" for k in ("1d_seed_batch1", "mnist_seed_batch16",
                                                                       "mnist_seed_batch128"))
     p = results["population_1d_seed"]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import TINY, compose_cfg, run_cli
+from ganlab.distributed import cpu_has_native_bfloat16
 from ganlab.summary import rank_test, t_quantile, welch_interval
 
 
@@ -24,6 +25,10 @@ def test_quick_benchmark_reports_every_row_from_alternating_rounds(tmp_path):
         assert all(r[name] > 0 for r in row["rounds"] for name in ("reference", "ganlab", "ganlab_compiled"))
         assert row["speedup_reference"] == 1.0 and row["speedup_ganlab_compiled"] > 0
     assert results["mnist_seed_batch16"]["flops_per_iter"] == pytest.approx(16 * 778e6, rel=0.01)
+    if cpu_has_native_bfloat16():  # bfloat16 autocast timed in the same rounds, against its own peak
+        row = results["mnist_seed_batch128"]
+        assert all(r["ganlab_amp"] > 0 and r["bf16_gemm_peak_gflops"] > 0 for r in row["rounds"])
+        assert row["amp_speedup_over_float32"] > 0 and "bfloat16 autocast (`train.amp=true`" in result.stdout
     population = results["population_1d_seed"]
     assert len(population["rounds"]) == 2 and population["ratio_to_one_compiled"] > 1
     assert population["ratio_to_one_compiled_process"] > 0  # whole processes, start-up and exit included

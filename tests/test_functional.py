@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import TINY, compose_cfg, read_events
-from ganlab import checkpoint, functional, loop
+from ganlab import checkpoint, distributed, functional, loop
 from ganlab.config import ConfigError
 from ganlab.distributed import Placement
 from ganlab.models import noise_sampler
@@ -85,6 +85,38 @@ def test_the_compiled_iteration_runs_where_torch_cannot_skip_guards(monkeypatch)
     plain = losses_and_weights([], fused=False, iterations=3)
     compiled = losses_and_weights([], fused=True, compile=True, iterations=3)
     assert_close_runs(plain, compiled)
+
+
+def bfloat16_here(device: str) -> bool:
+    return torch.cuda.is_bf16_supported() if device == "cuda" else bool(distributed.cpu_has_native_bfloat16())
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["fused", "compiled"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_amp_computes_in_bfloat16_and_the_fast_paths_agree(device, compile):
+    """train.amp=true: G and D really run in bfloat16 (on CPUs that have it), the losses stay near
+    float32's, and the fused and compiled iterations give what the plain loop gives under amp."""
+    if not bfloat16_here(device):
+        pytest.skip(f"no native bfloat16 on this {device}: train.amp refuses it (tested below)")
+    case = [*MNIST, "model.width=8"]
+    fp32 = losses_and_weights(case, fused=False, device=device)
+    plain = losses_and_weights([*case, "train.amp=true"], fused=False, device=device)
+    fast = losses_and_weights([*case, "train.amp=true"], fused=True, compile=compile, device=device)
+    assert not torch.equal(plain[0], fp32[0])
+    torch.testing.assert_close(plain[0], fp32[0], rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(fast[0], plain[0], rtol=1e-3, atol=1e-3)
+    for name in plain[1]:
+        for key in plain[1][name]:
+            torch.testing.assert_close(fast[1][name][key].float(), plain[1][name][key].float(), rtol=1e-3, atol=1e-3)
+    gan = plain[2]
+    with torch.no_grad(), gan.autocast():
+        assert gan.G.eval()(torch.randn(2, compose_cfg(case).model.z_dim, device=device)).dtype == torch.bfloat16
+
+
+def test_amp_on_a_cpu_without_bfloat16_stops_with_one_line(monkeypatch):
+    monkeypatch.setattr(distributed, "cpu_has_native_bfloat16", lambda: False)
+    with pytest.raises(ConfigError, match=r"needs native bfloat16 .*which this CPU lacks; drop train.amp$"):
+        build_gan(compose_cfg(["train.amp=true"]), iterations=10, placement=Placement(torch.device("cpu")))
 
 
 def test_a_compiled_run_says_that_it_compiles_and_how_long_it_took(tmp_path, caplog):

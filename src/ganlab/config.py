@@ -125,7 +125,7 @@ class TrainConfig:
     # oscillate; their end is often not their best.
     keep_best: bool = True
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
-    amp: bool = False  # bfloat16 autocast on GPUs
+    amp: bool = False  # bfloat16 autocast: on GPUs, and on CPUs with native bfloat16 (AVX512-BF16, AMX)
     # GPUs: deterministic kernels, so a run (and its resume) repeats bit for bit, as on CPUs; false:
     # cuDNN's fastest algorithms, whose sums come out in a varying order.
     deterministic: bool = True

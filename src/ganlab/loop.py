@@ -71,7 +71,7 @@ class GAN:
     schedulers: list = field(default_factory=list)
     ema: Optional[EMA] = None
     r1_gamma: float = 0.0  # weight of the R1 penalty (Mescheder et al. 2018); 0 = off
-    autocast: Callable[[], ContextManager] = nullcontext  # mixed precision on GPUs
+    autocast: Callable[[], ContextManager] = nullcontext  # bfloat16 autocast (train.amp)
     # Under torchrun: DistributedDataParallel wrappers of G and D, used where a network learns,
     # so that its gradients are averaged over the processes. G and D stay the plain modules.
     ddp_G: Optional[nn.Module] = None
