@@ -44,7 +44,8 @@ def main() -> None:
     for name, label in (("A", " ".join(args.overrides) or "defaults"), ("B", f"A + {' '.join(args.b)}")):
         seconds = [r[name] for r in rounds]
         print(f"{name} ({label}): median {1e3 * statistics.median(seconds):.2f} ms an iteration, "
-              f"{batch / statistics.median(seconds):.0f} items/s; rounds (ms) " + " ".join(f"{1e3 * s:.2f}" for s in seconds))
+              f"{batch / statistics.median(seconds):.0f} items/s; rounds (ms) "
+              + " ".join(f"{1e3 * s:.2f}" for s in seconds))
     print(f"A/B (B's speed-up): {statistics.median(r['A'] / r['B'] for r in rounds):.3f} (median over rounds)")
 
 

@@ -56,6 +56,21 @@ def test_a_run_records_what_it_ran_on_and_each_resume_adds_itself(tmp_path, capl
     assert "; from iteration 40: ganlab" in provenance.conditions(run_dir)
 
 
+def test_a_resume_on_another_cpu_says_so(tmp_path, caplog):
+    """Two CPUs compute the same float32 run differently (their kernels differ): part of the record."""
+    run_dir = tmp_path / "run"
+    train(compose_cfg(TINY), run_dir=run_dir)
+    (first,) = processes(run_dir)
+    here = provenance.cpu_model()
+    assert first["cpu"] == here and torch.backends.cpu.get_cpu_capability() in here
+    (run_dir / "environment.json").write_text(json.dumps({"processes": [first | {"cpu": "Other CPU (AVX2)"}]}))
+    with caplog.at_level(logging.WARNING, logger="ganlab"):
+        train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
+    assert f"(Other CPU (AVX2) -> {here})" in caplog.text
+    assert provenance.conditions(run_dir).endswith(f"threads, {here}") and "Other CPU (AVX2); from iteration 40" \
+        in provenance.conditions(run_dir)
+
+
 def test_a_population_records_it_for_itself_and_for_each_copy(tmp_path):
     population = tmp_path / "population"
     train(compose_cfg([*TINY, "train.population=2"]), run_dir=population)

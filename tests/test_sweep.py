@@ -106,7 +106,7 @@ def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
     environment.write_text(json.dumps(record))
     write_summary(sweep, "ks")
     text = (sweep / "summary.md").read_text()
-    assert "did not all run on the same code and software" in text
+    assert "did not all run on the same code, software and machine" in text
     assert f"| {rows[0]['job']} | ganlab " in text and "torch 1.0.0" in text
 
 

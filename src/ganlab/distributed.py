@@ -104,7 +104,8 @@ def autocast(placement: Placement, enabled: bool):
         raise ConfigError("train.amp=true needs native bfloat16 (a GPU, or a CPU with AVX512-BF16 or AMX), "
                           "which this CPU lacks; drop train.amp")
     if kind not in ("cuda", "cpu"):
-        raise ConfigError(f"train.amp=true runs on CUDA and on CPUs with native bfloat16, not on {kind}; drop train.amp")
+        raise ConfigError(f"train.amp=true runs on CUDA and on CPUs with native bfloat16, not on {kind}; "
+                          "drop train.amp")
     return partial(torch.autocast, device_type=kind, dtype=torch.bfloat16)
 
 

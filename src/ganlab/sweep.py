@@ -130,14 +130,15 @@ def versus_best(metric: str) -> str:
 
 
 def ran_on(rows: list[dict[str, Any]]) -> str:
-    """What the jobs ran on (code, torch, device, threads: environment.json), said once when they
-    all ran on the same, else job by job: numbers from different code are not comparable."""
+    """What the jobs ran on (code, torch, device, threads, and on CPUs the CPU: environment.json),
+    said once when they all ran on the same, else job by job: numbers from different code are not
+    comparable."""
     conditions = {row["ran_on"] for row in rows if row["ran_on"]}
     if len(conditions) == 1:
         return f"Every job ran on {conditions.pop()} (each job's environment.json has more).\n"
     if not conditions:
         return ""
-    return ("**The jobs did not all run on the same code and software** (each job's environment.json "
+    return ("**The jobs did not all run on the same code, software and machine** (each job's environment.json "
             "has more):\n\n" + markdown_table(rows, ["job", "ran_on"]) + "\n")
 
 
