@@ -229,6 +229,14 @@ def truncated_copy(run_dir, tmp_path):
     return copy
 
 
+def overwritten_copy(run_dir, tmp_path):
+    """last.pt overwritten by something that is no checkpoint at all (a log, a half-copied file)."""
+    copy = tmp_path / "overwritten"
+    shutil.copytree(run_dir, copy)
+    (copy / "checkpoints" / "last.pt").write_text("garbage\n")
+    return copy
+
+
 def older_copy(run_dir, tmp_path):
     """The run as an older ganlab would have saved it (no checkpoint format inside)."""
     copy = tmp_path / "older"
@@ -258,6 +266,8 @@ BAD_INPUT = [
     ("no checkpoint", lambda run, tmp: [f"resume={tmp}"], "no checkpoint there"),
     ("truncated checkpoint", lambda run, tmp: [*TINY, f"resume={truncated_copy(run, tmp)}"],
      "truncated or corrupt"),
+    ("no checkpoint at all", lambda run, tmp: [*TINY, f"resume={overwritten_copy(run, tmp)}"],
+     "truncated or corrupt checkpoint (not the zip archive"),
     ("checkpoint of an older ganlab", lambda run, tmp: [*TINY, f"resume={older_copy(run, tmp)}"],
      "checkpoint format 1"),
     ("other model", lambda run, tmp: [*TINY, "model.d_hidden=7", f"resume={run}"], "checkpoint is of model"),

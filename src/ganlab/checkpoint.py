@@ -120,6 +120,13 @@ def load(path: Path) -> dict[str, Any]:
     """Load tensors and plain containers only (weights_only): a crafted pickle cannot run code."""
     path = Path(path)
     require(path)
+
+    def corrupt(reason: str) -> CheckpointError:
+        return CheckpointError(f"{path}: truncated or corrupt checkpoint ({reason}); copy an older "
+                               "checkpoints/iter_*.pt over it to continue from there, or start a new run")
+
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damage
+        raise corrupt("not the zip archive torch.save writes")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -127,8 +134,7 @@ def load(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: refused, it holds objects other than tensors and plain data "
                               f"({reason}); only load checkpoints written by ganlab") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({str(error).splitlines()[0]}); "
-                              "resume from an older iter_*.pt or start a new run") from None
+        raise corrupt(str(error).splitlines()[0]) from None
     if not isinstance(state, dict) or "iteration" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not a ganlab checkpoint (no iteration/config inside)")
     if state.get("format", 1) != FORMAT:
