@@ -7,8 +7,8 @@ Rows: the 1-D seed recipe (batch 1, iterations/s) and the seed MNIST architectur
 and 128 (images/s, GFLOP/s, fraction of this machine's fp32 GEMM peak measured in the same
 run), each for the reference, ganlab's default path and ganlab with train.compile=true (the
 same step functions train.py runs), and for the MNIST rows, on a CPU that computes bfloat16
-natively, ganlab with train.amp=true against the bfloat16 GEMM peak; 32 seeds of the 1-D seed recipe in one process
-(train.population=32) against one; the share of the default run's wall time spent on
+natively, ganlab with train.amp=true against the bfloat16 GEMM peak; 32 seeds of the 1-D seed
+recipe in one process (train.population=32) against one; the share of the default run's wall time spent on
 evaluation, logging and checkpoints; start-up (from `python train.py` to its first iteration,
 and to the end of a 1-iteration run). Ratios compare with the reference in the same run.
 
