@@ -192,6 +192,16 @@ def test_generate_samples_the_best_evaluation_with_checkpoint_best(train_tiny, t
         assert result.returncode == 0, result.stderr
         samples[which] = np.load(out.with_suffix(".npy"))
     assert best < 40 and not np.array_equal(samples["last"], samples["best"])
+    # The numbered checkpoints (train.checkpoint_every=20, the newest two kept): G as it was then
+    for which in ("iter_20", "iter_40"):
+        out = tmp_path / which
+        result = run_cli(f"run={run_dir}", f"checkpoint={which}", f"out={out}", script="generate.py")
+        assert result.returncode == 0, result.stderr
+        samples[which] = np.load(out.with_suffix(".npy"))
+    assert np.array_equal(samples["iter_40"], samples["last"]) and not np.array_equal(samples["iter_20"], samples["last"])
+    result = run_cli(f"run={run_dir}", "checkpoint=iter_7", script="generate.py")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "no checkpoint of iteration 7 (kept: iter_20, iter_40;" in result.stderr
     no_best = train_tiny("train.keep_best=false", name="no_best")
     result = run_cli(f"run={no_best}", "checkpoint=best", script="generate.py")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
@@ -268,7 +278,7 @@ def test_classifier_is_accurate_and_metrics_separate_real_from_noise():
     ([], "run= is missing"),
     (["run=x", "num_samples=abc"], "num_samples='abc' is not a valid num_samples"),
     (["run=x", "bogus=1"], "'bogus' is not an option of generate.py"),
-    (["run=x", "checkpoint=worst"], "checkpoint=worst is not one generate.py reads; use checkpoint=last or"),
+    (["run=x", "checkpoint=worst"], "checkpoint=worst is not one generate.py reads; use checkpoint=last, best or iter_N"),
     (["run=x", "walk=1"], "walk=1 is not a number of steps; use walk=2 or more"),
 ])
 def test_generate_bad_arguments_name_the_argument(argv, words):

@@ -47,7 +47,7 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0, name: str
             f.flush()
             os.fsync(f.fileno())
         if keep > 0:
-            numbered = directory / f"iter_{state['iteration']:08d}.pt"
+            numbered = directory / numbered_name(state["iteration"])
             numbered.unlink(missing_ok=True)
             os.link(tmp, numbered)  # same bytes, no second write
             for old in sorted(directory.glob("iter_*.pt"))[:-keep]:
@@ -59,6 +59,11 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0, name: str
     finally:
         tmp.unlink(missing_ok=True)  # gone after a successful rename; a partial file otherwise
     return directory / name
+
+
+def numbered_name(iteration: int) -> str:
+    """iter_00004000.pt: zero-padded, so the names sort as the iterations do."""
+    return f"iter_{iteration:08d}.pt"
 
 
 def copies_in(run_dir: Path) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,9 @@ class GenerateConfig:
     num_samples: int = 64
     seed: int = 0
     out: str = "samples"  # writes OUT.npy and OUT.png
-    checkpoint: str = "last"  # last (the end of training) | best (the best evaluation: train.keep_best)
+    # last (the end of training) | best (the best evaluation: train.keep_best) | iter_N (a numbered
+    # checkpoint train.keep_checkpoints kept: G as it was at iteration N)
+    checkpoint: str = "last"
     # > 1: walk through G's noise in this many steps. Digits: num_samples walks, each from one noise
     # vector to another (a row a walk). 1-D: G's output along its noise's range [0, 1), against the
     # target's quantile function, the monotone map to it: the map G learned.
@@ -33,15 +36,23 @@ class GenerateConfig:
 
 def load_generator(run_dir: Path, which: str = "last", averaged: bool = True):
     """The run's config and its generator (the averaged one where the run kept one, unless
-    averaged=False), as it was at the end of training (last) or at its best evaluation (best)."""
-    if which not in ("last", "best"):
-        raise ConfigError(f"checkpoint={which} is not one generate.py reads; use checkpoint=last or checkpoint=best")
+    averaged=False), as it was at the end of training (last), at its best evaluation (best) or at
+    iteration N (iter_N, a numbered checkpoint)."""
+    numbered = re.fullmatch(r"iter_(\d+)", which)
+    if which not in ("last", "best") and not numbered:
+        raise ConfigError(f"checkpoint={which} is not one generate.py reads; use checkpoint=last, best or iter_N")
     path = checkpoint.last_in(run_dir)  # one line if run_dir is no run
     if which == "best":
         path = path.with_name(checkpoint.BEST)
         if not path.is_file():
             raise ConfigError(f"{path}: no best checkpoint (the run has not evaluated yet, or was trained with "
                               "train.keep_best=false or a ganlab older than it); use checkpoint=last")
+    if numbered:
+        path = path.with_name(checkpoint.numbered_name(int(numbered[1])))
+        if not path.is_file():
+            kept = ", ".join(f"iter_{int(p.stem[5:])}" for p in sorted(path.parent.glob("iter_*.pt"))) or "none"
+            raise ConfigError(f"{path}: no checkpoint of iteration {int(numbered[1])} (kept: {kept}; "
+                              "train.keep_checkpoints decides how many); use one of those, or checkpoint=last")
     state = checkpoint.load(path)
     cfg = OmegaConf.create(state["config"])
     G, _ = build_models(cfg.model, cfg.dataset)
@@ -129,10 +140,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)[:, 0].numpy()
 
 
-USAGE = """usage: python generate.py run=RUN_DIR [num_samples=64] [seed=0] [out=samples] [checkpoint=last|best] [walk=0]
+USAGE = """usage: python generate.py run=RUN_DIR [num_samples=64] [seed=0] [out=samples] [checkpoint=last|best|iter_N] [walk=0]
 
 Samples from a run written by train.py (its averaged G where it kept one), at the end of its
-training (checkpoint=last) or at its best evaluation (checkpoint=best), and writes OUT.npy
+training (checkpoint=last), at its best evaluation (checkpoint=best) or at iteration N
+(checkpoint=iter_N, one of the numbered checkpoints the run kept), and writes OUT.npy
 (MNIST: uint8 N x 28 x 28; normal: float32 N values) and OUT.png (a digit grid, or the samples'
 histogram against the target). Same run, same seed, same samples.
 
@@ -155,7 +167,7 @@ def parse(argv: list[str]) -> GenerateConfig:
                           f"run, num_samples, seed, out, checkpoint, walk (python generate.py --help)") from None
     except ValidationError as error:
         raise ConfigError(f"{error.full_key}={error.value!r} is not a valid {error.full_key}; "
-                          "num_samples, seed and walk take integers, run and out paths, checkpoint last or best") from None
+                          "num_samples, seed and walk take integers, run and out paths, checkpoint last, best or iter_N") from None
 
 
 def main(argv: list[str]) -> None:
