@@ -374,13 +374,15 @@ def report(results: dict) -> str:
             + (")" if k == "reference" else
                f", {100 * r[f'executed_fraction_of_peak_{k}']:.0f}%; {r[f'speedup_{k}']:.2f}x)")
             for k in ("reference", "ganlab", "ganlab_compiled")) + " |")
-    if "ganlab_amp" in results["mnist_seed_batch16"]["rounds"][0]:
-        lines += ["", "bfloat16 autocast (`train.amp=true`; this CPU computes bfloat16 natively), the same rounds: " + "; ".join(
-            f"batch {r['batch']} {r['images_per_s_ganlab_amp']:.0f} images/s ({r['amp_speedup_over_float32']:.2f}x ganlab's "
-            f"float32, {r['speedup_ganlab_amp']:.2f}x the reference; {100 * r['fraction_of_peak_ganlab_amp']:.0f}% nominal, "
-            f"{100 * r['executed_fraction_of_peak_ganlab_amp']:.0f}% executed of the bfloat16 GEMM peak, "
-            f"median {r['bf16_gemm_peak_gflops']:.0f} GFLOP/s)"
-            for r in (results["mnist_seed_batch16"], results["mnist_seed_batch128"]))]
+    mnist = (results["mnist_seed_batch16"], results["mnist_seed_batch128"])
+    if "ganlab_amp" in mnist[0]["rounds"][0]:
+        amp = [f"batch {r['batch']} {r['images_per_s_ganlab_amp']:.0f} images/s "
+               f"({r['amp_speedup_over_float32']:.2f}x ganlab's float32, {r['speedup_ganlab_amp']:.2f}x the "
+               f"reference; {100 * r['fraction_of_peak_ganlab_amp']:.0f}% nominal, "
+               f"{100 * r['executed_fraction_of_peak_ganlab_amp']:.0f}% executed of the bfloat16 GEMM peak, "
+               f"median {r['bf16_gemm_peak_gflops']:.0f} GFLOP/s)" for r in mnist]
+        lines += ["", "bfloat16 autocast (`train.amp=true`; this CPU computes bfloat16 natively), the same rounds: "
+                  + "; ".join(amp)]
     compile_s = ", ".join(f"{results[k]['compile_s']:.0f} s" for k in ("1d_seed_batch1", "mnist_seed_batch16",
                                                                       "mnist_seed_batch128"))
     p = results["population_1d_seed"]

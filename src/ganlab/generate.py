@@ -167,7 +167,8 @@ def parse(argv: list[str]) -> GenerateConfig:
                           f"run, num_samples, seed, out, checkpoint, walk (python generate.py --help)") from None
     except ValidationError as error:
         raise ConfigError(f"{error.full_key}={error.value!r} is not a valid {error.full_key}; "
-                          "num_samples, seed and walk take integers, run and out paths, checkpoint last, best or iter_N") from None
+                          "num_samples, seed and walk take integers, run and out paths, "
+                          "checkpoint last, best or iter_N") from None
 
 
 def main(argv: list[str]) -> None:

@@ -30,13 +30,14 @@ FILE = "environment.json"
 # What decides a resumed run's arithmetic; the rest (host, command, ...) is for the record. On a
 # CPU the CPU too (measured: the 1-D default's final KS 0.01126 on one, 0.01099 on another).
 MUST_MATCH = ("code", "torch", "device", "threads")
-
-
-def must_match(entry: dict) -> tuple[str, ...]:
-    return MUST_MATCH + (("cpu",) if entry.get("device") == "cpu" else ())
 # Where a file git does not track yet can change what a run computes (git pathspecs).
 # The package, its configs, the presets (experiment=NAME), train.py and generate.py.
 CODE = ("src", "conf", ":(glob)experiments/*.yaml", ":(glob)*.py")
+
+
+def must_match(entry: dict) -> tuple[str, ...]:
+    """MUST_MATCH, and the CPU for a process that computed on it."""
+    return MUST_MATCH + (("cpu",) if entry.get("device") == "cpu" else ())
 
 
 def git(root: Path, *args: str) -> str | None:
