@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import alternating, compose_config, ganlab_step, timed  # noqa: E402
+from benchmark import alternating, ganlab_step, timed  # noqa: E402
 
 from ganlab.memory import keep_freed_memory  # noqa: E402
 
@@ -34,15 +34,16 @@ def main() -> None:
     args = parser.parse_args()
     keep_freed_memory()  # as train.py runs
     a, b = [*args.overrides, "dataset.eval_samples=16"], [*args.overrides, "dataset.eval_samples=16", *args.b]
-    batch = compose_config(a).train.batch_size
     with tempfile.TemporaryDirectory() as tmp:
-        steps = {"A": ganlab_step(a, Path(tmp) / "A")[2], "B": ganlab_step(b, Path(tmp) / "B")[2]}
+        built = {"A": ganlab_step(a, Path(tmp) / "A"), "B": ganlab_step(b, Path(tmp) / "B")}
+        steps = {name: step for name, (_, _, step) in built.items()}
         for step in (*steps.values(), *steps.values()):  # warm-up (and compilation, if asked for)
             step()
         rounds = alternating({name: (lambda step=step: timed(step, args.iterations, warmup=0))
                               for name, step in steps.items()}, args.rounds)
     for name, label in (("A", " ".join(args.overrides) or "defaults"), ("B", f"A + {' '.join(args.b)}")):
         seconds = [r[name] for r in rounds]
+        batch = built[name][0].train.batch_size
         print(f"{name} ({label}): median {1e3 * statistics.median(seconds):.2f} ms an iteration, "
               f"{batch / statistics.median(seconds):.0f} items/s; rounds (ms) "
               + " ".join(f"{1e3 * s:.2f}" for s in seconds))

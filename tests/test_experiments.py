@@ -54,6 +54,22 @@ def test_profile_step_names_inductors_generated_kernels():
     assert "aten::addmm" in result.stdout  # and the library calls between the kernels
 
 
+def test_ab_config_times_two_settings_in_alternating_rounds():
+    result = run_cli("train.batch_size=4", "--b", "train.batch_size=8", "--iterations", "3", "--rounds", "2",
+                     script="experiments/ab_config.py", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    a, b, ratio = result.stdout.strip().splitlines()
+    assert a.startswith("A (train.batch_size=4): median ") and len(a.split("rounds (ms) ")[1].split()) == 2
+    assert b.startswith("B (A + train.batch_size=8): median ") and " items/s" in b
+    for line, batch in ((a, 4), (b, 8)):  # items/s: each side's own batch
+        ms, items = float(line.split("median ")[1].split()[0]), float(line.split("iteration, ")[1].split()[0])
+        assert items == pytest.approx(batch / ms * 1e3, rel=0.01, abs=1)
+    assert float(ratio.split(": ")[1].split()[0]) > 0
+    bad = run_cli("--b", "train.amp=maybe", script="experiments/ab_config.py", timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
+        "ab_config.py: Error merging override train.amp=maybe")
+
+
 def test_experiment_scripts_answer_a_bad_override_with_one_line_that_says_why():
     result = run_cli("train.compile=maybe", script="experiments/profile_step.py", timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
