@@ -57,12 +57,12 @@ def losses_and_weights(overrides, fused: bool, compile: bool = False, iterations
     return torch.stack(history), {name: net.state_dict() for name, net in nets.items()}, gan
 
 
-def assert_close_runs(a, b):
+def assert_close_runs(a, b, tol: float = 1e-4):
     """Same losses and weights up to float rounding (summation order differs between the paths)."""
-    torch.testing.assert_close(a[0], b[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a[0], b[0], rtol=tol, atol=tol / 10)
     for name in a[1]:
         for key in a[1][name]:
-            torch.testing.assert_close(a[1][name][key].float(), b[1][name][key].float(), rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(a[1][name][key].float(), b[1][name][key].float(), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -104,10 +104,7 @@ def test_amp_computes_in_bfloat16_and_the_fast_paths_agree(device, compile):
     fast = losses_and_weights([*case, "train.amp=true"], fused=True, compile=compile, device=device)
     assert not torch.equal(plain[0], fp32[0])
     torch.testing.assert_close(plain[0], fp32[0], rtol=1e-2, atol=1e-2)
-    torch.testing.assert_close(fast[0], plain[0], rtol=1e-3, atol=1e-3)
-    for name in plain[1]:
-        for key in plain[1][name]:
-            torch.testing.assert_close(fast[1][name][key].float(), plain[1][name][key].float(), rtol=1e-3, atol=1e-3)
+    assert_close_runs(plain, fast, tol=1e-3)  # bfloat16 rounds coarser than float32
     gan = plain[2]
     with torch.no_grad(), gan.autocast():
         assert gan.G.eval()(torch.randn(2, compose_cfg(case).model.z_dim, device=device)).dtype == torch.bfloat16
