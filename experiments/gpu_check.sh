@@ -2,7 +2,8 @@
 # GPU checks, for a machine with CUDA (none here; some sessions are lent one):
 #   1. the default test suite, where train.device=auto picks CUDA for every run it trains;
 #   2. a few short runs on the GPU and their timing.json: one seed against 32 (train.population),
-#      plain and compiled, for the book's 1-D recipe and the default 1-D recipe; MNIST with AMP.
+#      plain and compiled, for the book's 1-D recipe and the default 1-D recipe; MNIST in float32
+#      and with AMP.
 #
 #   bash experiments/gpu_check.sh [OUT_DIR]     (writes env.txt, pytest.log, runs.txt there)
 #
@@ -22,7 +23,7 @@ cat "$out/env.txt"
 
 echo "== tests (train.device=auto: CUDA)"
 start=$(date +%s)
-timeout 240 $py -m pytest -q -p no:cacheprovider -n 8 --timeout=150 --durations=10 -rfE ${TESTS:-} \
+timeout 300 $py -m pytest -q -p no:cacheprovider -n 8 --timeout=150 --durations=10 -rfE ${TESTS:-} \
     >"$out/pytest.log" 2>&1
 echo "pytest exit $? in $(( $(date +%s) - start )) s"
 tail -25 "$out/pytest.log"
@@ -54,5 +55,6 @@ run seed_one_compiled $seed train.compile=true
 run seed_32_compiled $seed train.compile=true train.population=32
 run default_one train.iterations=1000
 run default_32 train.iterations=1000 train.population=32
+run mnist_fp32 dataset=mnist train.epochs=1
 run mnist_amp dataset=mnist train.epochs=1 train.amp=true
 rm -rf "$runs"

@@ -12,6 +12,11 @@ from ganlab import provenance
 from ganlab.run import train
 
 
+# These tests read what a run on a CPU records (a GPU run names the GPU as its device, and its CPU
+# is recorded but not compared on resume).
+ON_CPU = [*TINY, "train.device=cpu"]
+
+
 def processes(run_dir):
     return json.loads((run_dir / "environment.json").read_text())["processes"]
 
@@ -22,7 +27,7 @@ def git(*args):
 
 def test_a_run_records_what_it_ran_on_and_each_resume_adds_itself(tmp_path, caplog):
     run_dir = tmp_path / "run"
-    train(compose_cfg(TINY), run_dir=run_dir)
+    train(compose_cfg(ON_CPU), run_dir=run_dir)
     (first,) = processes(run_dir)
     assert first["from_iteration"] == 0 and first["torch"] == torch.__version__
     assert first["threads"] == torch.get_num_threads() and first["device"] == "cpu"
@@ -32,7 +37,7 @@ def test_a_run_records_what_it_ran_on_and_each_resume_adds_itself(tmp_path, capl
         assert first["code"]["dirty"] == bool(git("diff", "HEAD", "--no-ext-diff") or new_code)
 
     with caplog.at_level(logging.WARNING, logger="ganlab"):
-        train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
+        train(compose_cfg([*ON_CPU, "train.iterations=60", f"resume={run_dir}"]))
     assert [p["from_iteration"] for p in processes(run_dir)] == [0, 40]
     assert not caplog.text  # the same code and software: nothing to say
     # TensorBoard's Text tab: each process's entry and the run's config, at the iteration it started from
@@ -41,14 +46,14 @@ def test_a_run_records_what_it_ran_on_and_each_resume_adds_itself(tmp_path, capl
     shown = texts[-1].tensor_proto.string_val[0].decode()
     assert f"torch {torch.__version__}" in shown and "at iteration 40" in shown and "    train:\n" in shown
     # Nothing left to do: not a process of the run
-    train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
+    train(compose_cfg([*ON_CPU, "train.iterations=60", f"resume={run_dir}"]))
     assert len(processes(run_dir)) == 2
 
     # The run as if started under another torch: the next resume says so, and goes on
     as_if = [first | {"torch": "1.0.0"}, *processes(run_dir)[1:]]
     (run_dir / "environment.json").write_text(json.dumps({"processes": as_if}))
     with caplog.at_level(logging.WARNING, logger="ganlab"):
-        train(compose_cfg([*TINY, "train.iterations=80", f"resume={run_dir}"]))
+        train(compose_cfg([*ON_CPU, "train.iterations=80", f"resume={run_dir}"]))
     assert f"(torch 1.0.0 -> torch {torch.__version__})" in caplog.text and "bit for bit" in caplog.text
     assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 80
     assert provenance.conditions(run_dir).startswith("ganlab ") and \
@@ -59,13 +64,13 @@ def test_a_run_records_what_it_ran_on_and_each_resume_adds_itself(tmp_path, capl
 def test_a_resume_on_another_cpu_says_so(tmp_path, caplog):
     """Two CPUs compute the same float32 run differently (their kernels differ): part of the record."""
     run_dir = tmp_path / "run"
-    train(compose_cfg(TINY), run_dir=run_dir)
+    train(compose_cfg(ON_CPU), run_dir=run_dir)
     (first,) = processes(run_dir)
     here = provenance.cpu_model()
     assert first["cpu"] == here and torch.backends.cpu.get_cpu_capability() in here
     (run_dir / "environment.json").write_text(json.dumps({"processes": [first | {"cpu": "Other CPU (AVX2)"}]}))
     with caplog.at_level(logging.WARNING, logger="ganlab"):
-        train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
+        train(compose_cfg([*ON_CPU, "train.iterations=60", f"resume={run_dir}"]))
     assert f"(Other CPU (AVX2) -> {here})" in caplog.text
     threads = provenance.describe("threads", first["threads"])  # "1 thread" on a one-core machine
     assert provenance.conditions(run_dir).endswith(f"{threads}, {here}")

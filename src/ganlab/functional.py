@@ -113,6 +113,15 @@ def stack_in_place(copies: tuple[torch.Tensor, ...]) -> torch.Tensor:
     return stacked
 
 
+def compile_options(device: torch.device) -> dict | None:
+    """Inductor's options for the iteration. On a GPU, without its layout optimization: that
+    turns the convolutions to channels_last, and then (torch 2.11, an H200) the compiled MNIST
+    iteration either stopped on a stride assertion in a convolution's gradient (bfloat16, also
+    with channels_last models) or drifted from the plain loop (float32). With it off, and the
+    models contiguous (member.build_gan), the compiled iteration computes what the plain loop does."""
+    return {"layout_optimization": False} if device.type == "cuda" else None
+
+
 # ----------------------------------------------------------------------------- the iteration
 class FusedIteration:
     """One iteration of `gans` (one GAN, or the K copies of a population) as one function call.
@@ -140,7 +149,7 @@ class FusedIteration:
         else:  # the copy is the first dimension of every tensor; rates and decay are shared
             self.tensors = tree_map(lambda *copies: stack_in_place(copies), *map(tensors_of, gans))
             step = torch.func.vmap(step, in_dims=(0, 0, 0, 0, None, None, None))
-        self.step = torch.compile(step, dynamic=False) if compile else step
+        self.step = torch.compile(step, dynamic=False, options=compile_options(self.device)) if compile else step
         self.compile, self.compiled = compile, False  # compiled: after the first call
 
     def __call__(self, reals: torch.Tensor, noises_d: torch.Tensor, noises_g: torch.Tensor) -> Tensors:

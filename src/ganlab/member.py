@@ -37,8 +37,11 @@ def build_optimizer(spec: DictConfig, params) -> torch.optim.Optimizer:
 
 def build_gan(cfg: DictConfig, iterations: int, placement: Placement = Placement(torch.device("cpu"))) -> loop.GAN:
     torch.manual_seed(stream(cfg.seed, "init").initial_seed())  # the same start on every rank
-    # channels_last: the layout oneDNN's (and cuDNN's) convolutions run fastest in.
-    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    # channels_last: the layout oneDNN's (and cuDNN's) convolutions run fastest in. Not for a
+    # compiled iteration on a GPU, where Inductor mispredicts the strides of channels_last
+    # convolutions' gradients (functional.compile_options).
+    on_gpu_compiled = cfg.train.compile and placement.device.type == "cuda"
+    layout = torch.channels_last if cfg.train.channels_last and not on_gpu_compiled else torch.contiguous_format
     G, D = (net.to(placement.device, memory_format=layout) for net in build_models(cfg.model, cfg.dataset))
     opt_g = build_optimizer(cfg.optimizer.g, G.parameters())
     opt_d = build_optimizer(cfg.optimizer.d, D.parameters())
