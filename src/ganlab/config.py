@@ -133,7 +133,9 @@ class TrainConfig:
     # Run each iteration as one torch.compile'd graph (functional.py): several times faster for
     # small models, after a compilation of 20-50 s on a machine's first run (cached for later runs).
     compile: bool = False
-    channels_last: bool = True  # conv models: weights in the memory layout convolutions run fastest in
+    # conv models: weights in the memory layout convolutions run fastest in (on a GPU not when
+    # compiled: Inductor mispredicts its gradients' strides there, functional.compile_options)
+    channels_last: bool = True
     # Train this many copies with seeds seed, seed+1, ... in one process, batched with vmap
     # (models without BatchNorm); each copy is a complete run in RUN_DIR/seed_N.
     population: int = 1
