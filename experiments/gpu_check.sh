@@ -9,7 +9,15 @@
 #
 # TESTS="tests/test_resume.py ..." limits the tests, RUNS="seed_one_compiled ..." the runs (names
 # below). Needs pytest-xdist and pytest-timeout besides the dev extras; Python packages the
-# machine lacks can come in through EXTRA_PYTHONPATH (src/ is put first).
+# machine lacks can come in through EXTRA_PYTHONPATH (src/ is put first). For a GPU image with
+# torch but without Hydra (session 15): on a machine with pip access, `pip wheel --no-deps
+# antlr4-python3-runtime==4.9.3 -w W` (no wheel is published for it) and `pip download --no-deps
+# --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d W` of hydra-core
+# omegaconf hydra-joblib-launcher hydra-optuna-sweeper hydra-submitit-launcher optuna==2.10.1
+# "sqlalchemy<2" greenlet alembic mako cliff autopage cmd2 pyperclip wcwidth rich-argparse
+# prompt-toolkit stevedore cmaes colorlog submitit, at the versions that `pip install -e ".[dev]"`
+# installs (`pip show NAME`); there,
+# `pip install --no-deps --target DIR W/*.whl` and EXTRA_PYTHONPATH=DIR.
 set -u
 out=${1:-${OUT:-/tmp/gpu_check}}
 runs=$(mktemp -d)
