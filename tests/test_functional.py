@@ -73,7 +73,8 @@ def test_fused_iteration_matches_the_plain_loop(overrides, device):
                       losses_and_weights(overrides, fused=True, device=device))
 
 
-# The compiled MNIST iteration took 20-100 s to compile on CPUs: there it runs with -m slow. On a GPU, where Inductor's own choice of layout for the convolutions broke it
+# The compiled MNIST iteration took 20-100 s to compile on CPUs: there it runs with -m slow.
+# On a GPU, where Inductor's own choice of layout for the convolutions broke it
 # (functional.compile_options), it always runs.
 COMPILED_CASES = [
     pytest.param(device, overrides, id=f"{name}-{device}",

@@ -117,8 +117,8 @@ def compile_options(device: torch.device) -> dict | None:
     """Inductor's options for the iteration. On a GPU, without its layout optimization: that
     turns the convolutions to channels_last, and then (torch 2.11, an H200) the compiled MNIST
     iteration either stopped on a stride assertion in a convolution's gradient (bfloat16, also
-    with channels_last models) or did not match the plain loop within float32's tolerance. With it off, and the
-    models contiguous (member.build_gan), the compiled iteration computes what the plain loop does."""
+    with channels_last models) or did not match the plain loop within float32's tolerance. With
+    it off, and the models contiguous (member.build_gan), it computes what the plain loop does."""
     return {"layout_optimization": False} if device.type == "cuda" else None
 
 
