@@ -11,7 +11,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import ROOT, TINY, read_events, run_cli
+from conftest import ROOT, TINY, compose_cfg, read_events, run_cli
+from ganlab.distributed import Placement
+from ganlab.run import device_advice
 from ganlab.summary import rank_test, welch_interval
 from ganlab.sweep import write_summary
 
@@ -240,3 +242,17 @@ def test_device_choice(tmp_path):
         assert result.returncode == 2 and "train.device=cuda is not available" in result.stderr
     result = run_cli(*SWEEP_TINY, "train.device=auto", f"hydra.run.dir={tmp_path / 'b'}")
     assert result.returncode == 0, result.stderr
+    # auto on a GPU machine: the 1-D GAN trains there, and the log says a CPU would be faster
+    assert ("add train.device=cpu" in result.stdout + result.stderr) == torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("overrides, hint", [
+    ([], True),
+    (["train.device=cuda"], False),  # asked for by name: no advice
+    (["train.population=4"], False),  # the GPU was faster for 32 copies of the default recipe
+    (["dataset=mnist"], False),
+])
+def test_auto_on_a_gpu_advises_a_cpu_for_one_1d_gan(overrides, hint):
+    on_gpu = Placement(torch.device("cuda"))  # where auto would put it on a GPU machine; nothing runs
+    assert (device_advice(compose_cfg(overrides), on_gpu) is not None) == hint
+    assert device_advice(compose_cfg(overrides), Placement(torch.device("cpu"))) is None

@@ -109,6 +109,17 @@ def check_fused(cfg: DictConfig, placement: Placement) -> None:
                           "update running statistics per copy); use it with dataset=normal")
 
 
+def device_advice(cfg: DictConfig, placement: Placement) -> str | None:
+    """A hint where train.device=auto picked a GPU that trains this GAN slower than a CPU would:
+    one 1-D GAN's steps are too small to keep a GPU busy, and wait on kernel launches."""
+    if cfg.train.device == "auto" and placement.device.type == "cuda" and cfg.dataset.name == "normal" \
+            and cfg.train.population == 1:
+        return ("the 1-D GAN trains on the GPU (train.device=auto), where its small steps wait on kernel "
+                "launches: a single run took 3.4-4.4x less time on a 2-core CPU than on an H200 "
+                "(experiments/README.md, \"On a GPU\"); add train.device=cpu")
+    return None
+
+
 def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     """Train one GAN as configured (or continue `cfg.resume`), or train.population copies of it
     with consecutive seeds; return the final main metric (KS for normal, FD for MNIST), the
@@ -189,6 +200,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
             raise Interrupted(f"{name} at iteration {it}: checkpoint saved in {run_dir}; {again}", stop[0])
 
     log.info("run directory: %s", run_dir)
+    if placement.is_main and (advice := device_advice(cfg, placement)):
+        log.info(advice)
     if first.t.compile:  # otherwise a silent wait
         log.info("compiling the training iteration (train.compile=true): about 20-50 s the first time on a "
                  "machine, a few seconds once PyTorch's on-disk cache holds it")
