@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # GPU checks, for a machine with CUDA (none here; some sessions are lent one):
 #   1. the default test suite, where train.device=auto picks CUDA for every run it trains;
-#   2. a few short runs on the GPU and their timing.json: one seed against 32 (train.population),
+#   2. a few short runs and their timing.json, on the GPU: one seed against 32 (train.population),
 #      plain and compiled, for the book's 1-D recipe and the default 1-D recipe; MNIST in float32
-#      and with AMP.
+#      and with AMP; and two single 1-D runs on the machine's CPU, to compare.
 #
 #   bash experiments/gpu_check.sh [OUT_DIR]     (writes env.txt, pytest.log, runs.txt there)
 #
@@ -36,12 +36,12 @@ timeout 300 $py -m pytest -q -p no:cacheprovider -n 8 --timeout=150 --durations=
 echo "pytest exit $? in $(( $(date +%s) - start )) s"
 tail -25 "$out/pytest.log"
 
-echo "== runs on the GPU (training wall time and first iteration from timing.json)"
+echo "== timed runs (on the GPU unless named _cpu; training wall time and first iteration from timing.json)"
 run() {  # name, overrides...
     local name=$1; shift
     [ -z "${RUNS:-}" ] || [[ " $RUNS " == *" $name "* ]] || return 0
     local t0; t0=$(date +%s.%N)
-    timeout 150 $py train.py train.device=cuda train.progress=false "hydra.run.dir=$runs/$name" "$@" \
+    timeout 150 $py train.py train.device=${DEVICE:-cuda} train.progress=false "hydra.run.dir=$runs/$name" "$@" \
         >"$runs/$name.log" 2>&1
     local rc=$? t1; t1=$(date +%s.%N)
     $py - "$name" "$rc" "$t0" "$t1" "$runs/$name" <<'EOF' | tee -a "$out/runs.txt"
@@ -63,6 +63,10 @@ run seed_one_compiled $seed train.compile=true
 run seed_32_compiled $seed train.compile=true train.population=32
 run default_one train.iterations=1000
 run default_32 train.iterations=1000 train.population=32
+# The same single 1-D runs on this machine's CPU: on an H200 they were 3.4-4.4x slower than on a
+# 2-core CPU (experiments/README.md, "On a GPU"); the GPU machine's own CPU was not timed then.
+DEVICE=cpu run seed_one_plain_cpu $seed train.compile=false
+DEVICE=cpu run default_one_cpu train.iterations=1000
 run mnist_fp32 dataset=mnist train.epochs=1
 run mnist_amp dataset=mnist train.epochs=1 train.amp=true
 rm -rf "$runs"
