@@ -12,7 +12,8 @@
 # machine lacks can come in through EXTRA_PYTHONPATH (src/ is put first). For a GPU image with
 # torch but without Hydra (session 15): on a machine with pip access, `pip wheel --no-deps
 # antlr4-python3-runtime==4.9.3 -w W` (no wheel is published for it) and `pip download --no-deps
-# --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d W` of hydra-core
+# --only-binary=:all: --python-version 3.12 --platform TAG ... -d W` (a --platform for each of
+# manylinux2014_x86_64 and manylinux_2_N_x86_64, N = 17, 24, 27, 28, 31, 34) of hydra-core
 # omegaconf hydra-joblib-launcher hydra-optuna-sweeper hydra-submitit-launcher optuna==2.10.1
 # "sqlalchemy<2" greenlet alembic mako cliff autopage cmd2 pyperclip wcwidth rich-argparse
 # prompt-toolkit stevedore cmaes colorlog submitit, at the versions that `pip install -e ".[dev]"`
