@@ -2,8 +2,8 @@
 # GPU checks, for a machine with CUDA (none here; some sessions are lent one):
 #   1. the default test suite, where train.device=auto picks CUDA for every run it trains;
 #   2. a few short runs and their timing.json, on the GPU: one seed against 32 (train.population),
-#      plain and compiled, for the book's 1-D recipe and the default 1-D recipe; MNIST in float32
-#      and with AMP; and two single 1-D runs on the machine's CPU, to compare.
+#      plain and compiled (with and without train.cuda_graph), for the book's 1-D recipe and the
+#      default 1-D recipe; MNIST plain and compiled; and the single 1-D runs on the machine's CPU.
 #
 #   bash experiments/gpu_check.sh [OUT_DIR]     (writes env.txt, pytest.log, runs.txt there)
 #
@@ -59,15 +59,18 @@ EOF
 }
 seed="experiment=seed_normal train.iterations=2000"
 run seed_one_plain $seed train.compile=false
-run seed_32_plain $seed train.compile=false train.population=32
 run seed_one_compiled $seed train.compile=true
+run seed_one_compiled_nograph $seed train.compile=true train.cuda_graph=false
 run seed_32_compiled $seed train.compile=true train.population=32
+run seed_32_compiled_nograph $seed train.compile=true train.population=32 train.cuda_graph=false
 run default_one train.iterations=1000
-run default_32 train.iterations=1000 train.population=32
+run default_one_compiled train.iterations=1000 train.compile=true
+run default_32_compiled train.iterations=1000 train.compile=true train.population=32
 # The same single 1-D runs on this machine's CPU: on an H200 they were 3.4-4.4x slower than on a
 # 2-core CPU (experiments/README.md, "On a GPU"); the GPU machine's own CPU was not timed then.
 DEVICE=cpu run seed_one_plain_cpu $seed train.compile=false
+DEVICE=cpu run seed_one_compiled_cpu $seed train.compile=true
 DEVICE=cpu run default_one_cpu train.iterations=1000
 run mnist_fp32 dataset=mnist train.epochs=1
-run mnist_amp dataset=mnist train.epochs=1 train.amp=true
+run mnist_compiled dataset=mnist train.epochs=1 train.compile=true
 rm -rf "$runs"

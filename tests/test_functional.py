@@ -5,6 +5,7 @@ import json
 import logging
 import shutil
 import statistics
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -14,9 +15,9 @@ from ganlab import checkpoint, distributed, functional, loop
 from ganlab.config import ConfigError
 from ganlab.distributed import Placement
 from ganlab.models import noise_sampler
-from ganlab.member import build_gan
+from ganlab.member import build_gan, build_members
 from ganlab.run import train
-from ganlab.streams import stream
+from ganlab.streams import Together, stream
 from ganlab.summary import collect
 
 MNIST = ["dataset=mnist", "dataset.n_train=64", "dataset.eval_samples=16"]
@@ -34,7 +35,14 @@ CASES = {
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
-def losses_and_weights(overrides, fused: bool, iterations: int = 5, device: str = "cpu"):
+class Trained(NamedTuple):
+    history: torch.Tensor  # (iterations, statistics)
+    weights: dict
+    gan: loop.GAN
+    fused: functional.FusedIteration | None  # None: the plain loop
+
+
+def losses_and_weights(overrides, fused: bool, iterations: int = 5, device: str = "cpu") -> Trained:
     """Train `iterations` steps from the same start and streams, plain or fused (compiled with
     train.compile=true, which also decides the models' memory layout: the same for both paths)."""
     cfg = compose_cfg(["train.batch_size=4", *overrides])
@@ -45,8 +53,9 @@ def losses_and_weights(overrides, fused: bool, iterations: int = 5, device: str 
     sampler, draw_noise = build_sampler(cfg.dataset, data), noise_sampler(cfg.model, cfg.dataset)
     real, noise = (lambda: sampler.sample(4).to(device)), (lambda: draw_noise(4, noise_gen).to(device))
     d, g = cfg.train.d_steps, cfg.train.g_steps
+    fused_iteration = None
     if fused:
-        fused_iteration = functional.FusedIteration([gan], compile=cfg.train.compile)
+        fused_iteration = functional.FusedIteration([gan], compile=cfg.train.compile, cuda_graph=cfg.train.cuda_graph)
         one = lambda batch: lambda: batch()[None]  # noqa: E731  (a population of one)
         step = lambda: fused_iteration(*(x[0] for x in functional.draw(one(real), one(noise), d, g)))  # noqa: E731
     else:
@@ -55,15 +64,15 @@ def losses_and_weights(overrides, fused: bool, iterations: int = 5, device: str 
     loop.train(step, gan.schedulers, 0, iterations,
                lambda it, stats: history.append(torch.stack([stats[k] for k in sorted(stats)])))
     nets = {"G": gan.G, "D": gan.D, **({"G_ema": gan.ema.model} if gan.ema else {})}
-    return torch.stack(history), {name: net.state_dict() for name, net in nets.items()}, gan
+    return Trained(torch.stack(history), {name: net.state_dict() for name, net in nets.items()}, gan, fused_iteration)
 
 
 def assert_close_runs(a, b, tol: float = 1e-4):
     """Same losses and weights up to float rounding (summation order differs between the paths)."""
-    torch.testing.assert_close(a[0], b[0], rtol=tol, atol=tol / 10)
-    for name in a[1]:
-        for key in a[1][name]:
-            torch.testing.assert_close(a[1][name][key].float(), b[1][name][key].float(), rtol=tol, atol=tol)
+    torch.testing.assert_close(a.history, b.history, rtol=tol, atol=tol / 10)
+    for name in a.weights:
+        for key in a.weights[name]:
+            torch.testing.assert_close(a.weights[name][key].float(), b.weights[name][key].float(), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -88,6 +97,22 @@ def test_compiled_iteration_matches_the_plain_loop(device, overrides):
     plain = losses_and_weights(case, fused=False, iterations=8, device=device)
     compiled = losses_and_weights(case, fused=True, iterations=8, device=device)
     assert_close_runs(plain, compiled)
+    if device == "cuda":  # iterations 4-8 were replays of one CUDA graph (train.cuda_graph)
+        assert compiled.fused.step.graph is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_on_a_gpu_a_compiled_population_replays_one_cuda_graph_and_cuda_graph_false_turns_it_off(tmp_path):
+    runs = {}
+    for graph in (True, False):
+        cfg = compose_cfg([*TINY, "train.population=2", "train.compile=true", "logger.tensorboard=false"])
+        members = build_members(cfg, tmp_path / str(graph), Placement(torch.device("cuda")))
+        fused = functional.FusedIteration([m.gan for m in members], compile=True, cuda_graph=graph)
+        real, noise = Together([m.real for m in members]), Together([m.noise for m in members])
+        runs[graph] = torch.stack([torch.stack(list(fused(*functional.draw(real, noise, 1, 1)).values()))
+                                   for _ in range(6)])
+        assert isinstance(fused.step, functional.GraphReplay) == graph
+    torch.testing.assert_close(runs[True], runs[False], rtol=1e-4, atol=1e-5)
 
 
 def test_the_compiled_iteration_runs_where_torch_cannot_skip_guards(monkeypatch):
@@ -113,10 +138,10 @@ def test_amp_computes_in_bfloat16_and_the_fast_paths_agree(device, compile):
     fp32 = losses_and_weights(case, fused=False, device=device)
     plain = losses_and_weights([*case, "train.amp=true"], fused=False, device=device)
     fast = losses_and_weights([*case, "train.amp=true"], fused=True, device=device)
-    assert not torch.equal(plain[0], fp32[0])
-    torch.testing.assert_close(plain[0], fp32[0], rtol=1e-2, atol=1e-2)
+    assert not torch.equal(plain.history, fp32.history)
+    torch.testing.assert_close(plain.history, fp32.history, rtol=1e-2, atol=1e-2)
     assert_close_runs(plain, fast, tol=1e-3)  # bfloat16 rounds coarser than float32
-    gan = plain[2]
+    gan = plain.gan
     with torch.no_grad(), gan.autocast():
         assert gan.G.eval()(torch.randn(2, compose_cfg(case).model.z_dim, device=device)).dtype == torch.bfloat16
 
@@ -137,8 +162,8 @@ def test_a_compiled_run_says_that_it_compiles_and_how_long_it_took(tmp_path, cap
 
 def test_fused_optimizer_state_is_torch_optims_own():
     """A checkpoint of the fused path continues in the plain loop exactly as the plain loop would."""
-    *_, fused = losses_and_weights([], fused=True)
-    *_, plain = losses_and_weights([], fused=False)
+    fused = losses_and_weights([], fused=True).gan
+    plain = losses_and_weights([], fused=False).gan
     for opt_f, opt_p in ((fused.opt_d, plain.opt_d), (fused.opt_g, plain.opt_g)):
         sf, sp = opt_f.state_dict(), opt_p.state_dict()
         assert sf["param_groups"] == sp["param_groups"]

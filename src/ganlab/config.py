@@ -133,6 +133,9 @@ class TrainConfig:
     # Run each iteration as one torch.compile'd graph (functional.py): several times faster for
     # small models, after a compilation of 20-50 s on a machine's first run (cached for later runs).
     compile: bool = False
+    # On a GPU, record the compiled iteration once as a CUDA graph and replay it: one launch an
+    # iteration in place of one per kernel, which is what the small 1-D GAN waits on there.
+    cuda_graph: bool = True
     # conv models: weights in the memory layout convolutions run fastest in (on a GPU not when
     # compiled: Inductor mispredicts its gradients' strides there, functional.compile_options)
     channels_last: bool = True

@@ -131,7 +131,7 @@ class FusedIteration:
     leading copy dimension for a population).
     """
 
-    def __init__(self, gans: list[GAN], compile: bool):
+    def __init__(self, gans: list[GAN], compile: bool, cuda_graph: bool = False):
         self.gans = gans
         self.template = gan = gans[0]  # its modules give the functions; the tensors come from all
         for opt in (opt for g in gans for opt in (g.opt_d, g.opt_g)):
@@ -149,7 +149,11 @@ class FusedIteration:
         else:  # the copy is the first dimension of every tensor; rates and decay are shared
             self.tensors = tree_map(lambda *copies: stack_in_place(copies), *map(tensors_of, gans))
             step = torch.func.vmap(step, in_dims=(0, 0, 0, 0, None, None, None))
-        self.step = torch.compile(step, dynamic=False, options=compile_options(self.device)) if compile else step
+        if compile:
+            step = torch.compile(step, dynamic=False, options=compile_options(self.device))
+        self.step = lambda *inputs: step(self.tensors, *inputs, self.ema_decay)  # (the tensors stay in place)
+        if compile and cuda_graph and self.device.type == "cuda":
+            self.step = GraphReplay(self.step)
         self.compile, self.compiled = compile, False  # compiled: after the first call
 
     def __call__(self, reals: torch.Tensor, noises_d: torch.Tensor, noises_g: torch.Tensor) -> Tensors:
@@ -169,7 +173,7 @@ class FusedIteration:
         # training mode (above): once compiled, Dynamo's guards can only pass, and checking them
         # costs ~0.3 ms a call for a population (measured; nothing for one copy).
         with skipping_guards(self.compiled):
-            stats = self.step(self.tensors, reals, noises_d, noises_g, rates_d, rates_g, self.ema_decay)
+            stats = self.step(reals, noises_d, noises_g, rates_d, rates_g)
         self.compiled = self.compile
         return stats
 
@@ -224,6 +228,51 @@ class FusedIteration:
                 "d_out/real": torch.sigmoid(logits[:n]).mean(),
                 "d_out/fake": torch.sigmoid(logits[n:]).mean(),
                 "loss/g": loss_g.detach()}
+
+
+class GraphReplay:
+    """fn(*inputs) recorded once as a CUDA graph and then replayed: one launch an iteration in
+    place of one per kernel. On a GPU one 1-D GAN's iteration is a few hundred microseconds of
+    launches and almost no arithmetic (experiments/README.md, "On a GPU").
+
+    fn may update in place only its inputs and tensors that keep their memory from call to call
+    (the parameters and optimizer state of FusedIteration); the inputs are copied into the
+    graph's own. The first WARMUP calls run fn as it is, on a side stream, as a capture needs
+    (compilation, and the lazy set-up of cuBLAS and autograd, happen there); they are real
+    iterations, and so is the call that records the graph (recording computes nothing; the
+    replay right after it does).
+    """
+
+    WARMUP = 3
+
+    def __init__(self, fn: Callable[..., Tensors]):
+        self.fn = fn
+        self.calls = 0
+        self.side = torch.cuda.Stream()
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.inputs: list[torch.Tensor] = []
+        self.outputs: Tensors = {}
+
+    def __call__(self, *inputs: torch.Tensor) -> Tensors:
+        if self.calls < self.WARMUP:
+            self.calls += 1
+            main = torch.cuda.current_stream()
+            self.side.wait_stream(main)  # (also: memory the main stream still reads is not reused here)
+            with torch.cuda.stream(self.side):
+                outputs = self.fn(*inputs)
+            main.wait_stream(self.side)
+            return outputs
+        if self.graph is None:
+            self.inputs = [x.clone() for x in inputs]
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.outputs = self.fn(*self.inputs)
+        else:
+            for mine, x in zip(self.inputs, inputs):
+                mine.copy_(x)
+        self.graph.replay()
+        # The next replay overwrites the outputs: the caller gets its own copies
+        return {name: value.clone() for name, value in self.outputs.items()}
 
 
 def skipping_guards(skip: bool):

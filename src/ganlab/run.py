@@ -91,7 +91,7 @@ def build_step(members: list[Member]):
     if len(members) == 1 and not t.compile:
         gan, real, noise = members[0].gan, members[0].real, members[0].noise
         return lambda: loop.iteration(gan, real, noise, t.d_steps, t.g_steps)
-    fused = functional.FusedIteration([m.gan for m in members], compile=t.compile)
+    fused = functional.FusedIteration([m.gan for m in members], compile=t.compile, cuda_graph=t.cuda_graph)
     real, noise = Together([m.real for m in members]), Together([m.noise for m in members])
     if len(members) == 1:
         return lambda: fused(*(x[0] for x in functional.draw(real, noise, t.d_steps, t.g_steps)))
