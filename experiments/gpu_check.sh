@@ -7,6 +7,7 @@
 #
 #   bash experiments/gpu_check.sh [OUT_DIR]     (writes env.txt, pytest.log, runs.txt there)
 #   (session 16, an H200: the tests 217 s with 8 workers, the runs about 4.5 minutes more)
+#   (session 17, an H100: the tests 234 s, the whole script 504 s)
 #
 # TESTS="tests/test_resume.py ..." limits the tests, RUNS="seed_one_compiled ..." the runs (names
 # below). Needs pytest-xdist and pytest-timeout besides the dev extras; Python packages the
