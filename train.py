@@ -50,11 +50,10 @@ def settle_garbage_collector() -> None:
 
 
 def skip_collection_at_exit() -> None:
-    """Keep Python's shutdown from scanning torch's objects again (1-2 s after a run's last line),
-    unless triton is loaded (torch's CUDA builds import it with torch._dynamo): triton 3.9's
-    nanobind bindings report every one of their objects a frozen collector keeps alive as a leak,
-    ~30 lines on stderr after the run's last line. Those runs let the shutdown collect them
-    (about 1 s, against 0.25 s frozen); with no collections but the shutdown's own."""
+    """Freeze every object so Python's shutdown does not scan torch's again (1-2 s after a run's
+    last line), unless triton is loaded (torch's CUDA builds import it with torch._dynamo): triton
+    3.9's nanobind bindings report each of their objects left alive at exit as a leak, ~30 lines
+    on stderr. There the shutdown collects (about 1 s), with automatic collections off."""
     if "triton" in sys.modules:
         gc.unfreeze()  # settle_garbage_collector froze triton's types with torch's
         gc.disable()
@@ -93,8 +92,9 @@ if __name__ == "__main__":
     # Importing torch makes ~300,000 objects that live as long as the process, and Python's
     # garbage collector scans them all again and again: while they are made (about 0.5 s of
     # start-up), during compilation, and at exit (1-2 s after the run is done). So no
-    # collection until they exist (settle_garbage_collector), and none at exit (by then every file
-    # of the run is closed, and the exit handlers registered before this one still run).
+    # collection until they exist (settle_garbage_collector), and where it can, none at exit
+    # (skip_collection_at_exit; by then every file of the run is closed, and the exit handlers
+    # registered before this one still run).
     gc.disable()
     atexit.register(skip_collection_at_exit)
     rank = int(os.environ.get("RANK", "0"))
