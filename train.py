@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from ganlab.config import count_as_given, register_configs, validate
 from ganlab.errors import Diverged, UserError, fail, run_reporting_user_errors
+from ganlab.overrides import values_given
 
 register_configs(Path(__file__).resolve().parent / "experiments")
 
@@ -72,18 +73,18 @@ def check_run_dir(argv: list[str], rank: int) -> None:
     torchrun rank 0 alone checks that: the others may start after it has begun writing there."""
     if any(arg.split("=")[0] in PRINT_ONLY for arg in argv):
         return  # --cfg job, --help, ...: Hydra prints and stops, writing nothing
-    given = dict(arg.split("=", 1) for arg in argv if "=" in arg)
-    resume = given.get("resume", "null")
+    given = values_given(argv)  # as Hydra reads them: resume="runs/my run" is runs/my run
+    resume = given.get("resume")
     new_run_dir = "hydra.run.dir" in given and rank == 0 and not {"-m", "--multirun"} & set(argv)
-    if resume in ("null", "auto") and not new_run_dir:
+    if resume in (None, "auto") and not new_run_dir:
         return
     from ganlab.checkpoint import CheckpointError, check_resumable, check_unused, resumable
 
     try:
-        if resume not in ("null", "auto"):
-            check_resumable(resume)
-        elif not (resume == "auto" and resumable(given["hydra.run.dir"])):
-            check_unused(given["hydra.run.dir"])
+        if resume not in (None, "auto"):
+            check_resumable(str(resume))
+        elif not (resume == "auto" and resumable(str(given["hydra.run.dir"]))):
+            check_unused(str(given["hydra.run.dir"]))
     except CheckpointError as error:
         fail(error)
 

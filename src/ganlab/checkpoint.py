@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ganlab.errors import UserError
+from ganlab.overrides import as_typed
 
 LAST = "last.pt"
 BEST = "best.pt"  # only what sampling needs: G, its average, the config (train.keep_best)
@@ -106,7 +107,8 @@ def check_unused(run_dir: Path) -> None:
                             *directory.glob("events.out.tfevents.*")) if path.exists()]
     if earlier:
         has_last = any(path.name == LAST for path in earlier)
-        fix = f"continue it with resume={run_dir} (a sweep: its command plus resume=auto)" if has_last else "remove it"
+        fix = f"continue it with {as_typed('resume', str(run_dir))} (a sweep: its command plus resume=auto)" \
+            if has_last else "remove it"
         raise CheckpointError(f"{run_dir} already holds a run ({earlier[0].relative_to(run_dir)}); {fix}, "
                               "or write this one elsewhere (hydra.run.dir=DIR; hydra.sweep.dir=DIR with -m)")
 

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Callable, NoReturn
 
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
 
@@ -26,6 +26,10 @@ _NOISE = ("full_key:", "reference_type", "object_type", "Set the environment var
 
 def one_line(error: BaseException) -> str:
     """The message and its cause, without OmegaConf's key/type dump, joined into one line."""
+    if isinstance(error, OverrideParseException):
+        from ganlab.overrides import unreadable
+
+        return unreadable(error)
     parts = [str(error)]
     if error.__cause__ is not None and str(error.__cause__) not in parts[0]:
         parts.append(str(error.__cause__))

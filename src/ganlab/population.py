@@ -16,6 +16,7 @@ from omegaconf import DictConfig, open_dict
 
 from ganlab import checkpoint
 from ganlab.config import ConfigError, main_metric
+from ganlab.overrides import as_typed
 from ganlab.summary import markdown_table, mean_and_std, spread_table, write_json
 from ganlab.tb_logger import TBLogger
 
@@ -37,7 +38,7 @@ def check_same_shape(run_dir: Path, population: int) -> None:
     if population == 1 and copies and not (run_dir / "checkpoints").is_dir():
         raise ConfigError(f"{run_dir} holds a population of {len(copies)} copies ({copies[0].name} to "
                           f"{copies[-1].name}); resume it with the command that started it "
-                          f"(train.population={len(copies)} included), or one copy with resume={copies[0]}")
+                          f"(train.population={len(copies)} included), or one copy with {as_typed('resume', str(copies[0]))}")
     if population > 1 and not copies:
         raise ConfigError(f"{run_dir} holds a single run, not a population; resume it without train.population")
 

@@ -23,6 +23,7 @@ from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, validate
 from ganlab.distributed import Placement
 from ganlab.errors import Diverged, UserError
 from ganlab.member import Member, build_members
+from ganlab.overrides import as_typed
 from ganlab.models import build_models
 from ganlab.population import Spread, check_same_shape, failed_before
 from ganlab.progress import Progress
@@ -54,8 +55,9 @@ def how_to_continue(run_dir: Path, resume_given: bool) -> str:
     if resume_given:
         return "continue with the same command"
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return f"continue the sweep with the same command plus resume=auto hydra.sweep.dir={HydraConfig.get().sweep.dir}"
-    return f"continue with the same command plus resume={run_dir}"
+        return ("continue the sweep with the same command plus resume=auto "
+                + as_typed("hydra.sweep.dir", str(HydraConfig.get().sweep.dir)))
+    return f"continue with the same command plus {as_typed('resume', str(run_dir))}"
 
 
 @contextmanager
@@ -235,7 +237,7 @@ def resolve_resume(cfg: DictConfig, run_dir: Path | None) -> tuple[DictConfig, P
     """The run directory, and cfg.resume as that directory or None: resume=auto continues the
     directory's run where it has checkpoints (a sweep run again continues its jobs), else starts one."""
     if cfg.resume != RESUME_IF_THERE:
-        return cfg, Path(cfg.resume or run_dir or run_dir_of())
+        return cfg, Path(cfg.resume or run_dir or run_dir_of()).expanduser()
     run_dir = Path(run_dir or run_dir_of())
     cfg = cfg.copy()
     cfg.resume = str(run_dir) if resumable(run_dir) else None

@@ -1,0 +1,62 @@
+"""Paths that Hydra's grammar wants quoted: read as Hydra reads them, and suggested so that a
+user can paste the suggestion into a shell."""
+
+import json
+import re
+import shlex
+
+import pytest
+
+from conftest import TINY, run_cli
+from ganlab.overrides import as_typed, values_given
+
+AWKWARD_VALUES = ["runs/a", "runs/my run", "/tmp/d e ü", "runs/it's", 'runs/a"b', "runs/a,b", "runs/a=b",
+                  "runs/(1)", "~/runs", "123", "null", "auto", "runs/${now:%H}"]
+
+
+@pytest.mark.parametrize("value", AWKWARD_VALUES)
+def test_a_suggested_override_reads_back_as_the_same_text(value):
+    (arg,) = shlex.split(as_typed("resume", value))  # what the shell hands train.py
+    assert values_given([arg]) == {"resume": value}
+
+
+def test_a_plain_path_is_suggested_as_it_is():
+    assert as_typed("resume", "outputs/2026-11-27/05-00-00") == "resume=outputs/2026-11-27/05-00-00"
+
+
+def test_flags_sweeps_deletions_and_unreadable_overrides_are_not_values():
+    given = values_given(["-m", "--cfg", "job", "seed=0,1", "~resume", "x=(1", 'resume="runs/my run"'])
+    assert given == {"resume": "runs/my run"}
+
+
+def one_line_error(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("ganlab: error:"), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+def test_a_run_directory_quoted_for_hydra_is_protected_and_continued_as_the_message_says(tmp_path):
+    run_dir = tmp_path / "my run ü"  # a space and a letter Hydra reads only inside quotes
+    assert run_cli(*TINY, f'hydra.run.dir="{run_dir}"').returncode == 0
+    hydra_config = (run_dir / ".hydra" / "config.yaml").read_bytes()
+
+    error = one_line_error(run_cli(*TINY, "train.batch_size=3", f'hydra.run.dir="{run_dir}"'))
+    assert "already holds a run" in error
+    # stopped before Hydra wrote into the directory: the earlier run's config is still its own
+    assert (run_dir / ".hydra" / "config.yaml").read_bytes() == hydra_config
+
+    suggested = re.search(r"continue it with (.+) \(a sweep", error)[1]
+    result = run_cli(*TINY, "train.iterations=60", *shlex.split(suggested))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 60
+
+
+@pytest.mark.parametrize("arg,words", [
+    ("dataset.root=~/data/mnist", "dataset.root=$HOME/data/mnist"),
+    ("hydra.run.dir=runs/ü", """'hydra.run.dir="runs/ü"'"""),
+])
+def test_an_override_hydra_cannot_read_gets_one_line_with_the_fix(tmp_path, arg, words):
+    error = one_line_error(run_cli("dataset=mnist", arg, cwd=tmp_path))
+    assert "Hydra cannot read the override" in error and words in error
+    assert not any(tmp_path.iterdir())  # nothing written
