@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 import signal
 import statistics
 import threading
@@ -277,8 +278,8 @@ def finish(members: list[Member], spread: Spread | None, run_dir: Path, placemen
     if spread is None:
         if members[0].t.keep_best:
             best, metric = members[0].best(), main_metric(members[0].cfg)
-            log.info("best: %s %.4g at iteration %d (generate.py run=%s checkpoint=best)",
-                     metric, best[metric], best["iteration"], run_dir)
+            log.info("best: %s %.4g at iteration %d (generate.py %s checkpoint=best)",
+                     metric, best[metric], best["iteration"], shlex.quote(f"run={run_dir}"))
         log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                  for k, v in finals[0].items()), wall)
     else:  # the copies' mean and spread, as metrics.json has them; each copy's row is in summary.md
