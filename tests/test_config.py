@@ -52,6 +52,12 @@ def test_d_and_g_optimizers_are_separately_overridable():
     ("train.loss=wgan", "train.loss"),
     ("dataset=mnist dataset.eval_samples=1", "dataset.eval_samples"),
     ("optimized_metric=mean", "optimized_metric"),  # no better or worse: best.pt could not be chosen by it
+    # keys that a + override adds beside the schema's, at each level: nothing would read them
+    ("+lr=0.1", "lr is not an option of the run"),
+    ("+train.iteration=5", "did you mean train.iterations"),
+    ("+optimizer.lr=0.1", "did you mean optimizer.d.lr and optimizer.g.lr"),
+    ("+optimizer.g.betas=0.5", "optimizer.g.betas"),
+    ("dataset=mnist +dataset.roots=x", "did you mean dataset.root"),
 ])
 def test_validate_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -67,6 +73,10 @@ BAD_COMMAND_LINES = [
     (["optimizer=rmsprop"], "optimizer/rmsprop"),
     (["experiment=nope"], "experiment/nope"),
     (["dataset=mnist", "train.iterations=60", "train.epochs=3"], "train.epochs"),
+    # a key the schema lacks: the options nearest to it, not Hydra's advice to add it with +
+    (["train.iteration=5"], "train.iteration is not an option of train; did you mean train.iterations?"),
+    (["optimizer.lr=1e-3"], "did you mean optimizer.d.lr and optimizer.g.lr?"),
+    (["+train.iteration=5"], "did you mean train.iterations?"),
 ]
 
 

@@ -7,9 +7,12 @@ that types cannot express are checked by `validate`.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import hashlib
 import math
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -201,6 +204,40 @@ def register_configs(experiments_dir: Optional[Path] = None) -> None:
 
 
 # ----------------------------------------------------------------------------- validation
+def not_an_option(key: str, schema: type) -> str:
+    """What to say about a key that `schema` (a dataclass above) does not have: the options
+    closest to it, or all of them where they are few."""
+    parent, _, name = key.rpartition(".")
+    options = [f.name for f in dataclasses.fields(schema)]
+    close = difflib.get_close_matches(name, options, n=3)
+    full = [f"{parent}.{option}" if parent else option for option in (close or options)]
+    inner = [f"{option}.{name}" for option, kind in typing.get_type_hints(schema).items()
+             if dataclasses.is_dataclass(kind) and name in {f.name for f in dataclasses.fields(kind)}]
+    if inner:  # optimizer.lr: D's and G's are set separately
+        fix = f"did you mean {' and '.join(f'{parent}.{option}' if parent else option for option in inner)}?"
+    elif close:
+        fix = f"did you mean {' or '.join(full)}?"
+    elif len(options) <= 12:
+        fix = f"its options are {', '.join(full)}"
+    else:
+        fix = "`python train.py --cfg job` shows every option"
+    return f"{key} is not an option of {parent or 'the run'}; {fix}"
+
+
+def added_keys(node: DictConfig, path: str = "") -> list[str]:
+    """Keys beside a schema's fields: a `+key=value` override adds them, and nothing reads them."""
+    schema = OmegaConf.get_type(node)
+    fields = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    found = []
+    for key, child in node.items_ex(resolve=False):
+        full = f"{path}.{key}" if path else str(key)
+        if fields is not None and key not in fields:
+            found.append(full)
+        elif isinstance(child, DictConfig):
+            found += added_keys(child, full)
+    return found
+
+
 _CHOICES = {
     "train.loss": ("bce", "lsgan", "hinge"),
     "train.lr_schedule": ("constant", "linear"),
@@ -233,6 +270,10 @@ def validate(cfg: DictConfig) -> None:
     def fail(key: str, problem: str, fix: str) -> None:
         raise ConfigError(f"{key}={get(key)!r} {problem}; {fix}")
 
+    for key in added_keys(cfg):
+        parent = key.rpartition(".")[0]
+        schema = OmegaConf.get_type(OmegaConf.select(cfg, parent) if parent else cfg)
+        raise ConfigError(f"{not_an_option(key, schema)} (+{key}= adds a key, which nothing would read)")
     for key, choices in _CHOICES.items():
         if get(key) is not None and get(key) not in choices:
             fail(key, "is not a known choice", f"use one of {', '.join(choices)}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from typing import Callable, NoReturn
 
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
 
 class UserError(Exception):
@@ -30,6 +31,12 @@ def one_line(error: BaseException) -> str:
         from ganlab.overrides import unreadable
 
         return unreadable(error)
+    cause = error.__cause__
+    if isinstance(error, HydraException) and isinstance(cause, ConfigAttributeError) \
+            and dataclasses.is_dataclass(cause.object_type) and cause.full_key:
+        from ganlab.config import not_an_option  # (config.py imports this module)
+
+        return not_an_option(cause.full_key, cause.object_type)  # in place of Hydra's advice to add it with +
     parts = [str(error)]
     if error.__cause__ is not None and str(error.__cause__) not in parts[0]:
         parts.append(str(error.__cause__))
