@@ -174,6 +174,17 @@ def test_a_diverged_job_is_a_failed_row_not_a_crashed_sweep(tmp_path):
     assert any(s.startswith("diverged:") for s in status.values()), status
 
 
+def test_a_bad_value_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "optimizer=adam,sgd_nesterov", "optimizer.d.momentum=0.9,0", "optimizer.d.nesterov=true",
+                     "optimizer.d.name=sgd", *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("ganlab: error: sweep job #1 (optimizer=adam optimizer.d.momentum=0 ")
+    assert "optimizer.d.momentum=0.0 must be > 0 with nesterov=true" in lines[0] and "no job has run" in lines[0]
+    assert not sweep.exists()
+
+
 @pytest.mark.parametrize("copies", [[], ["train.population=2"]])
 def test_optimized_metric_is_returned_to_the_optuna_sweeper(tmp_path, copies):
     """A trial that is a population returns its copies' mean: a search less led by lucky seeds."""

@@ -1,5 +1,6 @@
-"""What a sweep needs beyond single runs: flat hyperparameters, a fair share of CPU threads,
-and a summary table written at the sweep root when a multirun ends."""
+"""What a sweep needs beyond single runs: every job's config checked before the first job runs,
+flat hyperparameters, a fair share of CPU threads, and a summary table written at the sweep
+root when a multirun ends."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hydra import compose
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab import provenance
-from ganlab.config import LOWER_IS_BETTER, main_metric
+from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, main_metric, validate
+from ganlab.errors import fail
 from ganlab.summary import markdown_table, mean_and_std, rank_test, welch_interval
 
 log = logging.getLogger("ganlab")
@@ -188,3 +193,26 @@ class SweepSummary(Callback):
         path = write_summary(Path(config.hydra.sweep.dir), main_metric(config))
         if path is not None:
             log.info("sweep summary: %s", path)
+
+
+class SweepCheck(Callback):
+    """Hydra callback: before a grid sweep (Hydra's basic sweeper) runs its first job, compose and
+    validate every job's config, so that a bad value in the last job stops the sweep at once
+    instead of after the jobs before it have trained. (Hydra itself checks only keys and types.)"""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.sweeper.get("_target_") != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
+            return  # Optuna and other sweepers choose their jobs' values as they go
+        arguments = [*(f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()),
+                     *config.hydra.overrides.task]
+        try:
+            (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)
+            configs = [compose(config.hydra.job.config_name, overrides=overrides) for overrides in jobs]
+        except Exception:  # noqa: BLE001  Hydra's sweeper reports what it cannot read or compose, in one line
+            return
+        for number, (overrides, cfg) in enumerate(zip(jobs, configs)):
+            try:
+                count_as_given(cfg, overrides)
+                validate(cfg)
+            except ConfigError as error:  # exits here: Hydra turns a callback's exceptions into warnings
+                fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {error}; no job has run"))
