@@ -230,6 +230,19 @@ def test_generate_walks_from_one_noise_vector_to_another(train_tiny, tmp_path, m
         torch.testing.assert_close(path[:, 3], (start + end) / 2)
 
 
+def test_many_digits_go_to_the_npy_and_the_first_1024_to_the_picture(train_tiny, tmp_path, capsys):
+    run_dir = train_tiny(*MNIST_TINY, "model=mnist", "train.iterations=2", "train.eval_every=2", name="m")
+    generate_main([f"run={run_dir}", "num_samples=1100", f"out={tmp_path / 'many'}"])
+    generate_main([f"run={run_dir}", "num_samples=30", "walk=100", f"out={tmp_path / 'walks'}"])
+    said = capsys.readouterr().out.splitlines()
+    assert np.load(tmp_path / "many.npy").shape == (1100, 28, 28)
+    assert Image.open(tmp_path / "many.png").size == (32 * 30 + 2, 32 * 30 + 2)  # 1,024 digits
+    assert said[0].endswith("(the picture: the first 1024 of the 1100 digits)")
+    assert np.load(tmp_path / "walks.npy").shape == (30, 100, 28, 28)
+    assert Image.open(tmp_path / "walks.png").size == (100 * 30 + 2, 10 * 30 + 2)  # 10 walks of 100
+    assert said[1].endswith("(the picture: the first 10 of the 30 walks)")
+
+
 def test_a_1d_walk_is_gs_map_from_its_noise_next_to_the_targets_quantiles(train_tiny, tmp_path):
     run_dir = train_tiny(name="n")
     generate_main([f"run={run_dir}", "walk=50", f"out={tmp_path / 'map'}"])

@@ -75,14 +75,20 @@ def walks(start: torch.Tensor, end: torch.Tensor, steps: int, spherical: bool) -
     return torch.where(angle > 1e-3, arc, straight)  # (nearly) parallel vectors: the arc is the line
 
 
+# The picture shows at most this many digits (a 32 x 32 grid): the .npy holds them all, and a grid
+# of 50,000 (say, for a Frechet distance computed elsewhere) took seconds to draw and tens of MB.
+PICTURE_DIGITS = 1024
+
+
 def normal_samples(cfg, G, args: GenerateConfig, gen: torch.Generator):
     """num_samples values, and their histogram against the target's."""
     vectors = -(-args.num_samples // cfg.dataset.sample_size)
-    samples = G(sample_noise(cfg.model, cfg.dataset, vectors, gen)).flatten()[: args.num_samples]
+    noise = sample_noise(cfg.model, cfg.dataset, vectors, gen)
+    samples = torch.cat([G(chunk).flatten() for chunk in noise.split(10_000)])[: args.num_samples]
     target = NormalSampler(cfg.dataset.mean, cfg.dataset.std, 1, gen).sample(args.num_samples)
     picture = histogram_figure({"target": target, "generated": samples},
                                title=f"{args.num_samples} samples from {args.run}")
-    return samples.numpy().astype(np.float32), picture
+    return samples.numpy().astype(np.float32), picture, args.num_samples
 
 
 def normal_map(cfg, G, args: GenerateConfig, gen: torch.Generator):
@@ -97,25 +103,30 @@ def normal_map(cfg, G, args: GenerateConfig, gen: torch.Generator):
     picture = line_figure({"G(u)": (u.numpy(), x.numpy()),
                            f"target quantile{', mirrored' if down else ''}": (u.numpy(), quantile.numpy())},
                           title=f"G along its noise u in [0, 1), {args.run}")
-    return torch.stack([u, x]).numpy(), picture
+    return torch.stack([u, x]).numpy(), picture, args.num_samples
 
 
 def digit_samples(cfg, G, args: GenerateConfig, gen: torch.Generator):
-    """num_samples digits, and a square grid of them."""
+    """num_samples digits, a square grid of the first PICTURE_DIGITS, and how many that is."""
     images = torch.cat([G(z) for z in sample_noise(cfg.model, cfg.dataset, args.num_samples, gen).split(500)])
-    return to_uint8(images), image_grid(images, nrow=int(np.ceil(np.sqrt(args.num_samples))))
+    shown = images[:PICTURE_DIGITS]
+    return to_uint8(images), image_grid(shown, nrow=int(np.ceil(np.sqrt(len(shown))))), len(shown)
 
 
 def digit_walks(cfg, G, args: GenerateConfig, gen: torch.Generator):
-    """num_samples walks of `walk` digits, each from one noise vector to another; a row a walk."""
+    """num_samples walks of `walk` digits, each from one noise vector to another; a row a walk
+    (as many rows as PICTURE_DIGITS allows, at least one)."""
     start, end = (sample_noise(cfg.model, cfg.dataset, args.num_samples, gen) for _ in range(2))
     z = walks(start, end, args.walk, spherical=cfg.model.noise == "normal")
     images = torch.cat([G(chunk) for chunk in z.flatten(0, 1).split(500)])
-    return to_uint8(images).reshape(args.num_samples, args.walk, 28, 28), image_grid(images, nrow=args.walk)
+    rows = min(args.num_samples, max(1, PICTURE_DIGITS // args.walk))
+    return (to_uint8(images).reshape(args.num_samples, args.walk, 28, 28),
+            image_grid(images[: rows * args.walk], nrow=args.walk), rows)
 
 
 @torch.inference_mode()
-def generate(args: GenerateConfig) -> tuple[Path, Path]:
+def generate(args: GenerateConfig) -> tuple[Path, Path, str]:
+    """Writes OUT.npy and OUT.png; returns their paths and what the picture leaves out, if anything."""
     if args.num_samples <= 0:
         raise ConfigError(f"num_samples={args.num_samples} must be positive; ask for at least 1 sample")
     if args.walk == 1 or args.walk < 0:
@@ -124,7 +135,7 @@ def generate(args: GenerateConfig) -> tuple[Path, Path]:
     cfg, G = load_generator(Path(args.run), args.checkpoint)
     draw = {("normal", False): normal_samples, ("normal", True): normal_map,
             ("mnist", False): digit_samples, ("mnist", True): digit_walks}[cfg.dataset.name, args.walk > 0]
-    array, picture = draw(cfg, G, args, torch.Generator().manual_seed(args.seed))
+    array, picture, shown = draw(cfg, G, args, torch.Generator().manual_seed(args.seed))
     out = Path(args.out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +143,8 @@ def generate(args: GenerateConfig) -> tuple[Path, Path]:
         picture.save(out.with_suffix(".png"))
     except OSError as error:
         raise ConfigError(f"cannot write {out} ({error.strerror}); choose another out=PATH") from None
-    return out.with_suffix(".npy"), out.with_suffix(".png")
+    note = f" (the picture: the first {shown} of the {args.num_samples} {'walks' if args.walk else 'digits'})"
+    return out.with_suffix(".npy"), out.with_suffix(".png"), note if shown < args.num_samples else ""
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -145,11 +157,12 @@ USAGE = """usage: python generate.py run=RUN_DIR [num_samples=64] [seed=0] [out=
 Samples from a run written by train.py (its averaged G where it kept one), at the end of its
 training (checkpoint=last), at its best evaluation (checkpoint=best) or at iteration N
 (checkpoint=iter_N, one of the numbered checkpoints the run kept), and writes OUT.npy
-(MNIST: uint8 N x 28 x 28; normal: float32 N values) and OUT.png (a digit grid, or the samples'
-histogram against the target). Same run, same seed, same samples.
+(MNIST: uint8 N x 28 x 28; normal: float32 N values) and OUT.png (a grid of the first 1,024
+digits, or the samples' histogram against the target). Same run, same seed, same samples.
 
 walk=STEPS: a walk through G's noise in STEPS steps instead. Digits: num_samples walks, each from
-one noise vector to another; OUT.npy is num_samples x STEPS x 28 x 28, OUT.png a row a walk.
+one noise vector to another; OUT.npy is num_samples x STEPS x 28 x 28, OUT.png a row a walk
+(the first walks, up to 1,024 digits, at least one walk).
 1-D: G's output as its noise u goes over [0, 1); OUT.npy is 2 x STEPS (u, G(u)), OUT.png the
 curve against the target's quantile function (the increasing map from u to the target)."""
 
@@ -175,5 +188,5 @@ def main(argv: list[str]) -> None:
     if {"-h", "--help"} & set(argv):
         print(USAGE)
         return
-    npy, png = generate(parse(argv))
-    print(f"wrote {npy} and {png}")
+    npy, png, note = generate(parse(argv))
+    print(f"wrote {npy} and {png}{note}")
