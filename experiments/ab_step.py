@@ -36,8 +36,12 @@ from ganlab.streams import Together  # noqa: E402
 
 def functional_at(revision: str, directory: Path):
     """functional.py as it is at `revision`, imported as its own module."""
-    source = subprocess.run(["git", "show", f"{revision}:src/ganlab/functional.py"], cwd=ROOT,
-                            check=True, capture_output=True, text=True).stdout
+    shown = subprocess.run(["git", "show", f"{revision}:src/ganlab/functional.py"], cwd=ROOT,
+                           capture_output=True, text=True)
+    if shown.returncode:
+        sys.exit(f"ab_step.py: no src/ganlab/functional.py at --base {revision} ({shown.stderr.strip()}); "
+                 "give a git revision of this repository, e.g. --base HEAD~1")
+    source = shown.stdout
     path = directory / "functional_base.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("functional_base", path)

@@ -50,8 +50,10 @@ def row(run_dir: Path, root: Path, seed: int) -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3) or not Path(sys.argv[1]).is_dir():
+    if len(sys.argv) not in (2, 3) or len(sys.argv) == 3 and not sys.argv[2].isdigit():
         sys.exit("usage: python experiments/best_vs_last.py RUNS_DIR [SEED]  (RUNS_DIR: a run, population or sweep)")
+    if not Path(sys.argv[1]).is_dir():
+        sys.exit(f"{sys.argv[1]} is not a directory; give a run's, a population's or a sweep's")
     root, seed = Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) == 3 else 12345
     runs = sorted(path.parent.parent for path in root.rglob("checkpoints/best.pt"))
     if not runs:
