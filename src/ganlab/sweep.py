@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -200,12 +199,16 @@ class SweepCheck(Callback):
     validate every job's config, so that a bad value in the last job stops the sweep at once
     instead of after the jobs before it have trained. (Hydra itself checks only keys and types.)"""
 
+    BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if config.hydra.sweeper.get("_target_") != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
+        if config.hydra.sweeper.get("_target_") != self.BASIC:
             return  # Optuna and other sweepers choose their jobs' values as they go
         arguments = [*(f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()),
                      *config.hydra.overrides.task]
-        try:
+        try:  # the jobs as Hydra's basic sweeper lists them (an internal module: a check, not a dependency)
+            from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
             (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)
             configs = [compose(config.hydra.job.config_name, overrides=overrides) for overrides in jobs]
         except Exception:  # noqa: BLE001  Hydra's sweeper reports what it cannot read or compose, in one line
