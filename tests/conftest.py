@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,7 +28,14 @@ def compose_cfg(overrides: list[str] = ()) -> DictConfig:
         return compose("train", overrides=list(overrides))
 
 
-def run_cli(*args: str, script: str = "train.py", cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+# Where a test's command runs unless it says otherwise: a run that stops before its directory is
+# named (a bad command line) still gets Hydra's outputs/DATE/TIME/, and it belongs here, not in
+# the checkout.
+SCRATCH = Path(tempfile.mkdtemp(prefix="ganlab-tests-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
+
+
+def run_cli(*args: str, script: str = "train.py", cwd: Path = SCRATCH, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run train.py (or generate.py) as a user would, in a subprocess."""
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)

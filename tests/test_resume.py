@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, TINY, compose_cfg, read_events, run_cli
+from conftest import ROOT, SCRATCH, TINY, compose_cfg, read_events, run_cli
 from ganlab import checkpoint
 from ganlab.checkpoint import CheckpointError
 from ganlab.errors import Diverged
@@ -124,7 +124,7 @@ def test_a_signal_saves_a_checkpoint_and_the_run_resumes_identically(tmp_path, s
             "train.log_every=5", "train.checkpoint_every=100000"]
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=SCRATCH, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list(run_dir.glob("events.out.tfevents.*")) and time.time() < deadline:
         time.sleep(0.2)

@@ -122,3 +122,26 @@ def test_a_run_without_hydra_run_dir_writes_under_outputs(tmp_path):
     assert result.returncode == 0, result.stderr
     (run_dir,) = tmp_path.glob("outputs/*/*")
     assert (run_dir / "metrics.json").exists() and (run_dir / ".hydra" / "config.yaml").exists()
+
+
+def test_runs_started_in_the_same_second_get_directories_of_their_own(tmp_path):
+    # Another run has just made outputs/DATE/TIME, for this second and the next two minutes.
+    taken = {tmp_path / "outputs" / time.strftime("%Y-%m-%d/%H-%M-%S", time.localtime(time.time() + s))
+             for s in range(120)}
+    for path in taken:
+        path.mkdir(parents=True)
+    result = run_cli(*TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (path.parent for path in tmp_path.glob("outputs/*/*/metrics.json"))
+    assert run_dir.name.endswith("_1") and run_dir.parent / run_dir.name[:-2] in taken
+    assert not any(any(path.iterdir()) for path in taken)  # the other runs' directories: untouched
+
+
+def test_a_new_run_directory_is_claimed_once_per_process(tmp_path, monkeypatch):
+    from ganlab.config import resumed_or_fresh
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs" / "T").mkdir(parents=True)  # another process's
+    assert resumed_or_fresh(None, "outputs/T") == "outputs/T_1" and (tmp_path / "outputs" / "T_1").is_dir()
+    assert resumed_or_fresh("auto", "outputs/T") == "outputs/T_1"  # Hydra may resolve it again
+    assert resumed_or_fresh("runs/old", "outputs/T") == "runs/old"  # resume=DIR continues in DIR

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import itertools
 import math
 import re
 import typing
@@ -182,10 +183,32 @@ def job_dirname(overrides: str, limit: int = 150) -> str:
     return short
 
 
+_CLAIMED: dict[str, str] = {}  # new run directories this process made, by the name it asked for
+
+
+def resumed_or_fresh(resume: Optional[str], new: str) -> str:
+    """hydra.run.dir where none is given: resume's directory, or `new` (outputs/DATE/TIME) made
+    here and now. Making it is the claim: runs started in the same second (seeds launched side by
+    side) each get a directory of their own, `new`, `new_1`, `new_2`, ..., instead of writing
+    their checkpoints over each other's."""
+    if resume not in (None, RESUME_IF_THERE):
+        return resume
+    if new not in _CLAIMED:
+        for n in itertools.count():
+            candidate = new if n == 0 else f"{new}_{n}"
+            try:
+                Path(candidate).mkdir(parents=True)  # atomic: fails where another process made it first
+            except FileExistsError:
+                continue
+            _CLAIMED[new] = candidate
+            break
+    return _CLAIMED[new]
+
+
 def register_configs(experiments_dir: Optional[Path] = None) -> None:
     """Register schemas, and the top-level experiments/ presets as the `experiment` group."""
-    if not OmegaConf.has_resolver("resumed_or"):  # hydra.run.dir is the resumed run's, if any
-        OmegaConf.register_new_resolver("resumed_or", lambda resume, new: new if resume in (None, RESUME_IF_THERE) else resume)
+    if not OmegaConf.has_resolver("resumed_or_fresh"):
+        OmegaConf.register_new_resolver("resumed_or_fresh", resumed_or_fresh)
     if not OmegaConf.has_resolver("job_dirname"):
         OmegaConf.register_new_resolver("job_dirname", job_dirname)
     cs = ConfigStore.instance()
