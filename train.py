@@ -67,8 +67,9 @@ PRINT_ONLY = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--
 
 
 def check_run_dir(argv: list[str], rank: int) -> None:
-    """Before Hydra writes into the run directory: a resume= needs a checkpoint there, and a
-    hydra.run.dir= given for a new run must not hold an earlier run (run.py checks every run's,
+    """Before Hydra writes into the run directory: no other process may be training there, a
+    resume= needs a checkpoint there, and a hydra.run.dir= given for a new run must not hold an
+    earlier run (run.py checks every run's,
     sweeps' jobs included, but by then Hydra has replaced the directory's .hydra/). Under
     torchrun rank 0 alone checks that: the others may start after it has begun writing there."""
     if any(arg.split("=")[0] in PRINT_ONLY for arg in argv):
@@ -78,13 +79,16 @@ def check_run_dir(argv: list[str], rank: int) -> None:
     new_run_dir = "hydra.run.dir" in given and rank == 0 and not {"-m", "--multirun"} & set(argv)
     if resume in (None, "auto") and not new_run_dir:
         return
-    from ganlab.checkpoint import CheckpointError, check_resumable, check_unused, resumable
+    from ganlab.checkpoint import CheckpointError, check_not_in_use, check_resumable, check_unused, resumable
 
     try:
+        run_dir = str(resume if resume not in (None, "auto") else given["hydra.run.dir"])
+        if rank == 0:  # (under torchrun the others start beside rank 0, which holds the directory)
+            check_not_in_use(run_dir)  # no process trains there now: before Hydra writes its .hydra/ there
         if resume not in (None, "auto"):
-            check_resumable(str(resume))
-        elif not (resume == "auto" and resumable(str(given["hydra.run.dir"]))):
-            check_unused(str(given["hydra.run.dir"]))
+            check_resumable(run_dir)
+        elif not (resume == "auto" and resumable(run_dir)):
+            check_unused(run_dir)
     except CheckpointError as error:
         fail(error)
 

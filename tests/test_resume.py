@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -129,6 +130,13 @@ def test_a_signal_saves_a_checkpoint_and_the_run_resumes_identically(tmp_path, s
     while not list(run_dir.glob("events.out.tfevents.*")) and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)  # let it train a while
+    # While it trains, the same run resumed a second time stops with one line, before Hydra
+    # writes its .hydra/ there: two processes would save over each other's checkpoints.
+    hydra_config = (run_dir / ".hydra" / "config.yaml").read_bytes()
+    second = run_cli(*args, f"resume={run_dir}")
+    assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
+    assert f"is in use: process {proc.pid} is training in it" in second.stderr
+    assert (run_dir / ".hydra" / "config.yaml").read_bytes() == hydra_config
     t0 = time.time()
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
@@ -202,6 +210,18 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
                                directory)
     assert checkpoint.load(directory / "last.pt")["iteration"] == 1
     assert [p.name for p in directory.iterdir()] == ["last.pt"]
+
+
+def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_and_another_hosts_is_not(train_tiny, tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / checkpoint.LOCK).write_text(f"{socket.gethostname()} {gone.stdout.strip()}\n")  # kill -9, say
+    train_tiny(name="run")
+    assert (run_dir / "checkpoints" / "last.pt").exists() and not (run_dir / checkpoint.LOCK).exists()
+    (run_dir / checkpoint.LOCK).write_text("another-node 1234\n")  # a run on a shared file system
+    with pytest.raises(checkpoint.CheckpointError, match="process 1234 on another-node is training in it"):
+        train_tiny("train.iterations=60", "resume=" + str(run_dir), name="run")
 
 
 def test_resuming_a_missing_run_creates_nothing(tmp_path):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -111,6 +113,55 @@ def check_unused(run_dir: Path) -> None:
             if has_last else "remove it"
         raise CheckpointError(f"{run_dir} already holds a run ({earlier[0].relative_to(run_dir)}); {fix}, "
                               "or write this one elsewhere (hydra.run.dir=DIR; hydra.sweep.dir=DIR with -m)")
+
+
+LOCK = ".ganlab.lock"  # in a run directory while a process trains in it: "HOST PID"
+
+
+def check_not_in_use(run_dir: Path) -> None:
+    """A run directory that another live process is training in (the same command started twice,
+    a resume of a run that is still going) is not written to: both would save over each other."""
+    try:
+        host, pid = (Path(run_dir).expanduser() / LOCK).read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return  # no lock, or an unreadable one: nothing is known to run there
+    if host == socket.gethostname() and (pid == os.getpid() or not alive(pid)):
+        return  # this process, or a run that was killed or crashed
+    where = "" if host == socket.gethostname() else f" on {host}"
+    raise CheckpointError(f"{run_dir} is in use: process {pid}{where} is training in it; wait for it to end, or "
+                          f"stop it (kill {pid}: it saves a checkpoint), then continue it with the same command "
+                          f"(if that process is gone, remove {Path(run_dir) / LOCK})")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+@contextmanager
+def held(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock while this process trains in it (see check_not_in_use)."""
+    path = Path(run_dir).expanduser() / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # atomic: one process wins
+            break
+        except FileExistsError:
+            check_not_in_use(run_dir)
+            path.unlink(missing_ok=True)  # left by a process that is gone
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{socket.gethostname()} {os.getpid()}\n")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def require(path: Path) -> None:

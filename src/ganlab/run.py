@@ -11,14 +11,14 @@ import signal
 import statistics
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
 import torch
 from omegaconf import DictConfig
 
-from ganlab import distributed, functional, loop, memory, provenance
+from ganlab import checkpoint, distributed, functional, loop, memory, provenance
 from ganlab.checkpoint import CheckpointError, check_unused, resumable
 from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, validate
 from ganlab.distributed import Placement
@@ -134,7 +134,12 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     distributed.reproducible(placement.device, cfg.train.deterministic)
     resume_given = cfg.resume is not None
     cfg, run_dir = resolve_resume(cfg, run_dir)
-    again = how_to_continue(run_dir, resume_given)
+    with checkpoint.held(run_dir) if placement.is_main else nullcontext():  # rank 0 alone writes there
+        return train_in(cfg, run_dir, placement, how_to_continue(run_dir, resume_given))
+
+
+def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -> float:
+    """train() in its run directory, which this process holds; `again` says how to continue it."""
     torch.set_num_threads(cfg.train.threads or fair_threads(placement.world))
     memory.keep_freed_memory()
     check_fused(cfg, placement)
