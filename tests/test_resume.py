@@ -224,6 +224,21 @@ def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_and_another_hosts_i
         train_tiny("train.iterations=60", "resume=" + str(run_dir), name="run")
 
 
+def test_a_populations_copy_is_in_use_while_the_population_trains_and_the_other_way_round(tmp_path):
+    population = tmp_path / "pop"
+    for copy in ("seed_0", "seed_1"):
+        (population / copy).mkdir(parents=True)
+    live = f"{socket.gethostname()} 1\n"  # init: a process that is alive and is not this one
+    (population / checkpoint.LOCK).write_text(live)
+    with pytest.raises(checkpoint.CheckpointError, match="pop is in use: process 1 is"):
+        checkpoint.check_not_in_use(population / "seed_0")
+    (population / checkpoint.LOCK).unlink()
+    checkpoint.check_not_in_use(population / "seed_0")
+    (population / "seed_1" / checkpoint.LOCK).write_text(live)
+    with pytest.raises(checkpoint.CheckpointError, match="seed_1 is in use"):
+        checkpoint.check_not_in_use(population)
+
+
 def test_resuming_a_missing_run_creates_nothing(tmp_path):
     result = run_cli(f"resume={tmp_path / 'missing'}")
     assert result.returncode == 2 and "no checkpoint there" in result.stderr

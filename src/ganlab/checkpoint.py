@@ -120,18 +120,22 @@ LOCK = ".ganlab.lock"  # in a run directory while a process trains in it: "HOST 
 
 def check_not_in_use(run_dir: Path) -> None:
     """A run directory that another live process is training in (the same command started twice,
-    a resume of a run that is still going) is not written to: both would save over each other."""
-    try:
-        host, pid = (Path(run_dir).expanduser() / LOCK).read_text().split()
-        pid = int(pid)
-    except (OSError, ValueError):
-        return  # no lock, or an unreadable one: nothing is known to run there
-    if host == socket.gethostname() and (pid == os.getpid() or not alive(pid)):
-        return  # this process, or a run that was killed or crashed
-    where = "" if host == socket.gethostname() else f" on {host}"
-    raise CheckpointError(f"{run_dir} is in use: process {pid}{where} is training in it; wait for it to end, or "
-                          f"stop it (kill {pid}: it saves a checkpoint), then continue it with the same command "
-                          f"(if that process is gone, remove {Path(run_dir) / LOCK})")
+    a resume of a run that is still going) is not written to: both would save over each other.
+    A population's copy is in use while the population trains, and the population while a copy does."""
+    run_dir = Path(run_dir).expanduser()
+    population = [run_dir.parent] if run_dir.name.startswith("seed_") and run_dir.name[5:].isdigit() else []
+    for directory in (run_dir, *copies_in(run_dir), *population):
+        try:
+            host, pid = (directory / LOCK).read_text().split()
+            pid = int(pid)
+        except (OSError, ValueError):
+            continue  # no lock, or an unreadable one: nothing is known to run there
+        if host == socket.gethostname() and (pid == os.getpid() or not alive(pid)):
+            continue  # this process, or a run that was killed or crashed
+        where = "" if host == socket.gethostname() else f" on {host}"
+        raise CheckpointError(f"{directory} is in use: process {pid}{where} is training in it; wait for it to end, "
+                              f"or stop it (kill {pid}: it saves a checkpoint), then continue it with the same "
+                              f"command (if that process is gone, remove {directory / LOCK})")
 
 
 def alive(pid: int) -> bool:
