@@ -200,6 +200,8 @@ def resumed_or_fresh(resume: Optional[str], new: str) -> str:
                 Path(candidate).mkdir(parents=True)  # atomic: fails where another process made it first
             except FileExistsError:
                 continue
+            except OSError:
+                return new  # not writable here: Hydra's own attempt says so, in one line (errors.py)
             _CLAIMED[new] = candidate
             break
     return _CLAIMED[new]
