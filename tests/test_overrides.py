@@ -55,6 +55,7 @@ def test_a_run_directory_quoted_for_hydra_is_protected_and_continued_as_the_mess
 @pytest.mark.parametrize("arg,words", [
     ("dataset.root=~/data/mnist", "dataset.root=$HOME/data/mnist"),
     ("hydra.run.dir=runs/ü", """'hydra.run.dir="runs/ü"'"""),
+    ("train.batch_size=8 model.d_hidden=1.5", "give each as an argument of its own"),  # a quoting slip
 ])
 def test_an_override_hydra_cannot_read_gets_one_line_with_the_fix(tmp_path, arg, words):
     error = one_line_error(run_cli("dataset=mnist", arg, cwd=tmp_path))

@@ -54,7 +54,9 @@ def unreadable(error: OverrideParseException) -> str:
     if not equals or not re.fullmatch(r"[+~]{0,2}[\w./@-]+", key) or (column is not None and column <= len(key)):
         return f"Hydra cannot read the override {error.override!r}; see its grammar: {grammar}"
     at = f" at {error.override[column]!r}" if column is not None and column < len(error.override) else ""
-    if value.startswith("~"):  # the shell expands ~ after key= only where key is a plain name
+    if re.search(r"\s[+~]{0,2}[\w./@-]+=", value):  # "a=1 b=2": one shell word
+        fix = f"it holds more than one override; give each as an argument of its own: {key}={value.split()[0]} ..."
+    elif value.startswith("~"):  # the shell expands ~ after key= only where key is a plain name
         fix = f"write your home directory as $HOME: {key}=$HOME{value[1:]}"
     else:
         fix = f"if it is meant as text (a path, say), quote the value for Hydra: {as_typed(key, value)}"
