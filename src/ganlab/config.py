@@ -295,10 +295,10 @@ def validate(cfg: DictConfig) -> None:
     def fail(key: str, problem: str, fix: str) -> None:
         raise ConfigError(f"{key}={get(key)!r} {problem}; {fix}")
 
-    for key in added_keys(cfg):
-        parent = key.rpartition(".")[0]
+    if added := added_keys(cfg):
+        parent = added[0].rpartition(".")[0]
         schema = OmegaConf.get_type(OmegaConf.select(cfg, parent) if parent else cfg)
-        raise ConfigError(f"{not_an_option(key, schema)} (+{key}= adds a key, which nothing would read)")
+        raise ConfigError(f"{not_an_option(added[0], schema)} (+{added[0]}= adds a key, which nothing would read)")
     for key, choices in _CHOICES.items():
         if get(key) is not None and get(key) not in choices:
             fail(key, "is not a known choice", f"use one of {', '.join(choices)}")

@@ -18,14 +18,14 @@ from typing import Iterator
 import torch
 from omegaconf import DictConfig
 
-from ganlab import checkpoint, distributed, functional, loop, memory, provenance
-from ganlab.checkpoint import CheckpointError, check_unused, resumable
+from ganlab import distributed, functional, loop, memory, provenance
+from ganlab.checkpoint import CheckpointError, check_unused, held, resumable
 from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, validate
 from ganlab.distributed import Placement
 from ganlab.errors import Diverged, UserError
 from ganlab.member import Member, build_members
-from ganlab.overrides import as_typed
 from ganlab.models import build_models
+from ganlab.overrides import as_typed
 from ganlab.population import Spread, check_same_shape, failed_before
 from ganlab.progress import Progress
 from ganlab.streams import Together
@@ -134,7 +134,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     distributed.reproducible(placement.device, cfg.train.deterministic)
     resume_given = cfg.resume is not None
     cfg, run_dir = resolve_resume(cfg, run_dir)
-    with checkpoint.held(run_dir) if placement.is_main else nullcontext():  # rank 0 alone writes there
+    with held(run_dir) if placement.is_main else nullcontext():  # rank 0 alone writes there
         return train_in(cfg, run_dir, placement, how_to_continue(run_dir, resume_given))
 
 
