@@ -157,6 +157,41 @@ def test_a_signal_saves_a_checkpoint_and_the_run_resumes_identically(tmp_path, s
     assert steps(run_dir, "loss/d") == steps(reference, "loss/d")
 
 
+def test_a_second_signal_stops_at_once(tmp_path):
+    from ganlab.run import stop_requests
+
+    requested, before = [], signal.getsignal(signal.SIGINT)
+    with stop_requests(requested):
+        os.kill(os.getpid(), signal.SIGINT)  # the first: a flag, for the loop to save and stop
+        time.sleep(0.05)
+        assert requested == [signal.SIGINT]
+        with pytest.raises(KeyboardInterrupt):  # the second: at once, wherever the run is
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+    assert signal.getsignal(signal.SIGINT) is before
+    # A whole run, asked twice while it compiles its first iteration (a cold compilation cache:
+    # tens of seconds), where no iteration ends to look at the flag
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY, "train.compile=true",
+                             f"hydra.run.dir={run_dir}"], cwd=SCRATCH, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")})
+    deadline = time.time() + 120
+    while "compiling" not in ((run_dir / "train.log").read_text() if (run_dir / "train.log").exists() else ""):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    time.sleep(1.0)
+    for _ in range(2):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert lines[-1] == (f"ganlab: error: SIGINT twice: stopped at once, without saving; no checkpoint had been "
+                         f"saved: remove {run_dir} and start again")
+    assert "Traceback" not in err and not (run_dir / checkpoint.LOCK).exists()
+
+
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     # Plain SGD with lr 1 on the least-squares loss blows up within a few iterations.

@@ -62,13 +62,21 @@ def how_to_continue(run_dir: Path, resume_given: bool) -> str:
 
 
 @contextmanager
-def stop_requests() -> Iterator[list[int]]:
-    """Turn SIGINT/SIGTERM into a flag the loop checks, so it can save before it stops."""
-    requested: list[int] = []
+def stop_requests(requested: list[int]) -> Iterator[list[int]]:
+    """Turn SIGINT/SIGTERM into a flag the loop checks (`requested`), so it can save before it
+    stops. A second one raises KeyboardInterrupt where the run is (the exception libraries let
+    through), so a run that seems stuck, in a first compilation or a long evaluation, still stops
+    when asked twice."""
     handlers = {}
+
+    def request(signum: int, frame: object) -> None:
+        requested.append(signum)
+        if len(requested) > 1:
+            raise KeyboardInterrupt
+
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
-            handlers[signum] = signal.signal(signum, lambda num, frame: requested.append(num))
+            handlers[signum] = signal.signal(signum, request)
     try:
         yield requested
     finally:
@@ -220,8 +228,9 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
                  "(the 1-D recipes on 2 cores, compilation included; experiments/README.md)", len(members))
     startup_s = process_age()  # from `python train.py` to here, the first iteration
     t0 = time.perf_counter()
+    requested: list[int] = []  # SIGINT / SIGTERM received, by stop_requests
     try:
-        with stop_requests() as requested:
+        with stop_requests(requested):
             loop.train(step, [s for m in members for s in m.gan.schedulers], start, iterations,
                        every_iteration)
     except BaseException as error:
@@ -229,6 +238,12 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
             (first.run_dir / "failure.txt").write_text(f"diverged: {error}\n")
         for logger in [m.logger for m in members] + ([spread.logger] if spread else []):
             logger.close()
+        if isinstance(error, KeyboardInterrupt) and len(requested) > 1:
+            kept = (f"the newest checkpoint in {run_dir} is kept; {again}" if resumable(run_dir) else
+                    f"no checkpoint had been saved: remove {run_dir} and start again")
+            first, last = (signal.Signals(signum).name for signum in (requested[0], requested[-1]))
+            raise Interrupted(f"{first + ' twice' if first == last else first + ', then ' + last}: stopped at once, "
+                              f"without saving; {kept}", requested[-1]) from None
         raise
     finally:
         progress.close()
