@@ -241,9 +241,9 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
         if isinstance(error, KeyboardInterrupt) and len(requested) > 1:
             kept = (f"the newest checkpoint in {run_dir} is kept; {again}" if resumable(run_dir) else
                     f"no checkpoint had been saved: remove {run_dir} and start again")
-            first, last = (signal.Signals(signum).name for signum in (requested[0], requested[-1]))
-            raise Interrupted(f"{first + ' twice' if first == last else first + ', then ' + last}: stopped at once, "
-                              f"without saving; {kept}", requested[-1]) from None
+            names = [signal.Signals(signum).name for signum in requested[:2]]
+            asked = f"{names[0]} twice" if names[0] == names[1] else ", then ".join(names)
+            raise Interrupted(f"{asked}: stopped at once, without saving; {kept}", requested[1]) from None
         raise
     finally:
         progress.close()
