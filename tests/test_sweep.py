@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -172,6 +173,18 @@ def test_a_diverged_job_is_a_failed_row_not_a_crashed_sweep(tmp_path):
         status = {r["overrides"]: r["status"] for r in csv.DictReader(f)}
     assert len(status) == 2
     assert any(s.startswith("diverged:") for s in status.values()), status
+
+
+def test_a_sweep_stops_where_another_sweep_made_its_default_root_in_the_same_second(tmp_path):
+    roots = {tmp_path / "multirun" / time.strftime("%Y-%m-%d/%H-%M-%S", time.localtime(time.time() + s))
+             for s in range(120)}  # as another sweep started now would have made them
+    for root in roots:
+        root.mkdir(parents=True)
+    result = run_cli("-m", "seed=0,1", *SWEEP_TINY, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "was made by another sweep started in the same second" in lines[0] and "hydra.sweep.dir=DIR" in lines[0]
+    assert not any(any(root.iterdir()) for root in roots)  # no job ran, nothing written there
 
 
 def test_a_bad_value_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path):

@@ -194,14 +194,32 @@ class SweepSummary(Callback):
             log.info("sweep summary: %s", path)
 
 
+def claim_default_root(config: DictConfig) -> None:
+    """Make the default sweep root, multirun/DATE/TIME, before any job: a second sweep started in
+    the same second that finds it made stops, where the two would have shared one root (and its
+    multirun.yaml and summary). A root given with hydra.sweep.dir= may exist: resume=auto, say."""
+    if any(override.startswith("hydra.sweep.dir=") for override in config.hydra.overrides.hydra):
+        return
+    root = Path(str(config.hydra.sweep.dir))
+    try:
+        root.mkdir(parents=True)
+    except FileExistsError:
+        fail(ConfigError(f"{root} was made by another sweep started in the same second; give this one a "
+                         "directory of its own with hydra.sweep.dir=DIR"))
+    except OSError:
+        return  # not writable: Hydra's own attempt says so, in one line
+
+
 class SweepCheck(Callback):
-    """Hydra callback: before a grid sweep (Hydra's basic sweeper) runs its first job, compose and
-    validate every job's config, so that a bad value in the last job stops the sweep at once
-    instead of after the jobs before it have trained. (Hydra itself checks only keys and types.)"""
+    """Hydra callback: before a sweep runs its first job, claim its root (claim_default_root) and,
+    for a grid sweep (Hydra's basic sweeper), compose and validate every job's config, so that a
+    bad value in the last job stops the sweep at once instead of after the jobs before it have
+    trained. (Hydra itself checks only keys and types.)"""
 
     BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        claim_default_root(config)
         if config.hydra.sweeper.get("_target_") != self.BASIC:
             return  # Optuna and other sweepers choose their jobs' values as they go
         arguments = [*(f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()),
