@@ -1,5 +1,5 @@
-"""What a sweep needs beyond single runs: every job's config checked before the first job runs,
-flat hyperparameters, a fair share of CPU threads, and a summary table written at the sweep
+"""What a sweep needs beyond single runs: its own root and every job's config checked before the
+first job runs, flat hyperparameters, a fair share of CPU threads, and a summary table written at the sweep
 root when a multirun ends."""
 
 from __future__ import annotations
@@ -194,11 +194,15 @@ class SweepSummary(Callback):
             log.info("sweep summary: %s", path)
 
 
+DEFAULT_ROOT = "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}"  # conf/hydra/default.yaml
+
+
 def claim_default_root(config: DictConfig) -> None:
     """Make the default sweep root, multirun/DATE/TIME, before any job: a second sweep started in
     the same second that finds it made stops, where the two would have shared one root (and its
-    multirun.yaml and summary). A root given with hydra.sweep.dir= may exist: resume=auto, say."""
-    if any(override.startswith("hydra.sweep.dir=") for override in config.hydra.overrides.hydra):
+    multirun.yaml and summary). A root chosen otherwise (hydra.sweep.dir=, on the command line or
+    in a preset) may exist: resume=auto, say."""
+    if OmegaConf.to_container(config.hydra.sweep)["dir"] != DEFAULT_ROOT:  # unresolved: as configured
         return
     root = Path(str(config.hydra.sweep.dir))
     try:
