@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,6 +84,65 @@ def test_a_finished_run_extends_and_says_when_nothing_is_left(tmp_path, caplog):
         train(compose_cfg([*constant, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
     assert "nothing left to do" in caplog.text
     assert (tmp_path / "short" / "checkpoints" / "last.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("population", [1, 2])
+def test_a_run_stopped_before_its_final_files_gets_them_when_resumed(tmp_path, caplog, population):
+    """kill -9, a second Ctrl-C or a job's time limit between the last checkpoint and metrics.json:
+    the same command plus resume= writes them (a sweep's summary lists a job without it as unfinished)."""
+    args = [*TINY, f"train.population={population}"]
+    finished = tmp_path / "finished"
+    train(compose_cfg(args), run_dir=finished)
+    stopped = tmp_path / "stopped"
+    shutil.copytree(finished, stopped)
+    final_files = ["metrics.json", "timing.json"] + (["summary.md", "seed_1/metrics.json"] if population > 1 else [])
+    for name in final_files:
+        (stopped / name).unlink()
+    with caplog.at_level("INFO", logger="ganlab"):
+        train(compose_cfg([*args, f"resume={stopped}"]))
+    assert "stopped before writing its final files" in caplog.text
+    for name in final_files:
+        if name != "timing.json":  # that one describes the process that trained, which is gone
+            assert (stopped / name).read_bytes() == (finished / name).read_bytes(), name
+    assert not (stopped / "timing.json").exists()
+    # TensorBoard's HParams data, which the killed process never wrote, is in the resumed one's event file
+    copy = Path("seed_1") if population > 1 else Path(".")
+    before = {p.name for p in (finished / copy).glob("events.out.tfevents.*")}
+    (new_events,) = [p for p in (stopped / copy).glob("events.out.tfevents.*") if p.name not in before]
+    assert "_hparams_/session_start_info" in read_events(new_events).PluginTagToContent("hparams")
+
+
+def test_a_signal_during_the_final_writes_lets_them_finish_and_a_second_stops_them(tmp_path, monkeypatch):
+    from ganlab import member
+    from ganlab.run import Interrupted
+
+    reference = tmp_path / "reference"
+    train(compose_cfg(TINY), run_dir=reference)
+    write_json = member.write_json
+    for times in (1, 2):
+        signals = [signal.SIGINT] * times
+
+        def write_json_asked_to_stop(path, data):  # Ctrl-C arriving just as finish() writes metrics.json
+            while signals:
+                os.kill(os.getpid(), signals.pop())
+                time.sleep(0.05)
+            write_json(path, data)
+
+        monkeypatch.setattr(member, "write_json", write_json_asked_to_stop)
+        run_dir = tmp_path / f"asked_{times}"
+        with pytest.raises(Interrupted) as stopped:
+            train(compose_cfg(TINY), run_dir=run_dir)
+        assert stopped.value.exit_code == 130 and not (run_dir / checkpoint.LOCK).exists()
+        if times == 1:  # the final files are written, then the run stops (a sweep: before its next job)
+            assert str(stopped.value).startswith("SIGINT at the end of the run: it had finished")
+            assert (run_dir / "timing.json").exists()
+        else:  # at once; the same command plus resume= writes them
+            assert str(stopped.value).startswith("SIGINT twice: stopped at once, without saving; the newest "
+                                                 f"checkpoint in {run_dir} is kept; continue with the same command plus resume=")
+            assert not (run_dir / "metrics.json").exists()
+            monkeypatch.setattr(member, "write_json", write_json)
+            train(compose_cfg([*TINY, f"resume={run_dir}"]))
+        assert (run_dir / "metrics.json").read_bytes() == (reference / "metrics.json").read_bytes()
 
 
 def test_only_last_and_the_newest_k_checkpoints_are_kept(train_tiny):

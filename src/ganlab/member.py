@@ -197,23 +197,19 @@ class Member:
         sign = 1 if metric in LOWER_IS_BETTER else -1
         return min(self.history, key=lambda evaluation: sign * evaluation[metric])
 
-    def finish(self, wall: float, first_iteration_s: float, startup_s: float | None, placement: Placement) -> dict:
-        """Write the final metrics, timing and (optionally) losses and weights; return the final metrics."""
+    def finish(self, wall: float | None, first_iteration_s: float | None, startup_s: float | None,
+               placement: Placement) -> dict:
+        """Write the final metrics, timing (of a process that trained: `wall` not None) and
+        (optionally) losses and weights; return the final metrics."""
         final = self.history[-1]
         metric = main_metric(self.cfg)
         scores = {f"final/{k}": v for k, v in final.items() if k != "iteration"}
         scores |= {f"best/{metric}": self.best()[metric]} if self.t.keep_best else {}
         self.logger.hparams(flat_hparams(self.cfg), scores)
         self.logger.close()
-        iterations = self.iterations - self.start
         write_json(self.run_dir / "metrics.json", {"final": final, "best": self.best(), "history": self.history})
-        write_json(self.run_dir / "timing.json", {
-            "wall_time_s": wall, "first_iteration_s": first_iteration_s, "startup_s": startup_s,
-            "iterations": iterations, "iterations_per_s": iterations / wall,
-            "eval_log_s": self.seconds["eval_log"], "checkpoint_s": self.seconds["checkpoint"],
-            "threads": torch.get_num_threads(), "world_size": placement.world,
-            "population": self.cfg.train.population, "compile": self.t.compile,
-            "device": str(placement.device)})
+        if wall is not None:
+            self.write_timing(wall, first_iteration_s, startup_s, placement)
         if self.t.save_losses:
             rows = torch.stack(self.losses).tolist()
             (self.run_dir / "losses.csv").write_text(
@@ -222,6 +218,17 @@ class Member:
             torch.save(self.gan.G.state_dict(), self.run_dir / "generator.pt")
             torch.save(self.gan.D.state_dict(), self.run_dir / "discriminator.pt")
         return final
+
+    def write_timing(self, wall: float, first_iteration_s: float | None, startup_s: float | None,
+                     placement: Placement) -> None:
+        iterations = self.iterations - self.start
+        write_json(self.run_dir / "timing.json", {
+            "wall_time_s": wall, "first_iteration_s": first_iteration_s, "startup_s": startup_s,
+            "iterations": iterations, "iterations_per_s": iterations / wall,
+            "eval_log_s": self.seconds["eval_log"], "checkpoint_s": self.seconds["checkpoint"],
+            "threads": torch.get_num_threads(), "world_size": placement.world,
+            "population": self.cfg.train.population, "compile": self.t.compile,
+            "device": str(placement.device)})
 
     def generator_state(self, it: int, copy: bool = False) -> dict:
         """What sampling needs (best.pt, and generate.py reads no more of last.pt); `copy`: of

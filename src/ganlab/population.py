@@ -95,7 +95,7 @@ class Spread:
                              for k in keys for side, sign in (("lower", -1), ("upper", 1))}, it)
         self.logger.flush()
 
-    def finish(self, wall: float, first_iteration_s: float, startup_s: float | None) -> dict:
+    def finish(self, wall: float | None, first_iteration_s: float | None, startup_s: float | None) -> dict:
         """metrics.json (the final mean and standard deviation of every metric over the copies
         that finished, so a sweep of populations reads like a sweep of runs, and the same at every
         evaluation), timing.json and summary.md (a row a copy); returns metrics.json's "final"."""
@@ -112,9 +112,10 @@ class Spread:
             rows = [row | {f"best_{metric}": best[metric], "best_at": best["iteration"]}
                     for row, best in zip(rows, (m.best() for m in finished))]
         write_json(run_dir / "metrics.json", {"final": final, "history": self.history(), "copies": rows})
-        write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
-                                              "startup_s": startup_s, "population": size,
-                                              "iterations": members[0].iterations - members[0].start})
+        if wall is not None:  # (None: nothing trained in this process, run.already_ended)
+            write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
+                                                  "startup_s": startup_s, "population": size,
+                                                  "iterations": members[0].iterations - members[0].start})
         (run_dir / "summary.md").write_text(
             f"# Population of {size} seeds ({final['failed']} failed)\n\n"
             + markdown_table(rows, list(rows[0])) + "\n\n"

@@ -48,14 +48,20 @@ def run_dir_of() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def how_to_continue(run_dir: Path, resume_given: bool) -> str:
-    """What to type to continue a stopped run: the same command, plus resume= if it had none."""
+def in_sweep() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def how_to_continue(run_dir: Path, resume_given: bool) -> str:
+    """What to type to continue a stopped run: the same command, plus resume= if it had none."""
+    from hydra.core.hydra_config import HydraConfig
+
     if resume_given:
         return "continue with the same command"
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+    if in_sweep():
         return ("continue the sweep with the same command plus resume=auto "
                 + as_typed("hydra.sweep.dir", str(HydraConfig.get().sweep.dir)))
     return f"continue with the same command plus {as_typed('resume', str(run_dir))}"
@@ -156,9 +162,7 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
     first = members[0]
     iterations, start = first.iterations, first.start
     if start >= iterations:
-        log.info("nothing left to do: %s is at iteration %d of %d; raise train.iterations "
-                 "(or train.epochs) to extend it", run_dir, start, iterations)
-        return population_metric(cfg, [m.history[-1] for m in members])
+        return already_ended(cfg, members, left_out, run_dir, placement)
     if start:
         log.info("resuming %s at iteration %d of %d", run_dir, start, iterations)
     if placement.is_main:  # environment.json: what this process runs on, in each run directory
@@ -230,11 +234,19 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
     t0 = time.perf_counter()
     requested: list[int] = []  # SIGINT / SIGTERM received, by stop_requests
     try:
-        with stop_requests(requested):
-            loop.train(step, [s for m in members for s in m.gan.schedulers], start, iterations,
-                       every_iteration)
+        with stop_requests(requested):  # up to the last file written: a Ctrl-C there must not cut finish() short
+            try:
+                loop.train(step, [s for m in members for s in m.gan.schedulers], start, iterations,
+                           every_iteration)
+            finally:
+                progress.close()
+                distributed.teardown([m.gan for m in members])
+            if not placement.is_main:
+                return math.nan
+            timing = {"wall": time.perf_counter() - t0, "first_iteration_s": first_iteration_s, "startup_s": startup_s}
+            finals = finish(members, spread, run_dir, placement, **timing)
     except BaseException as error:
-        if isinstance(error, Diverged) and placement.is_main:
+        if isinstance(error, Diverged) and placement.is_main and population == 1:  # (a copy's: its own, above)
             (first.run_dir / "failure.txt").write_text(f"diverged: {error}\n")
         for logger in [m.logger for m in members] + ([spread.logger] if spread else []):
             logger.close()
@@ -245,13 +257,30 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
             asked = f"{names[0]} twice" if names[0] == names[1] else ", then ".join(names)
             raise Interrupted(f"{asked}: stopped at once, without saving; {kept}", requested[1]) from None
         raise
-    finally:
-        progress.close()
-        distributed.teardown([m.gan for m in members])
-    if not placement.is_main:
-        return math.nan
-    timing = {"wall": time.perf_counter() - t0, "first_iteration_s": first_iteration_s, "startup_s": startup_s}
-    return population_metric(cfg, finish(members, spread, run_dir, placement, **timing))
+    if requested:  # asked in the last iteration or during the final writes: the run is complete; a sweep stops
+        rest = f"; the sweep stopped before its next job: {again}" if in_sweep() else ""
+        raise Interrupted(f"{signal.Signals(requested[0]).name} at the end of the run: it had finished, and its "
+                          f"final files are written in {run_dir}{rest}", requested[0])
+    return population_metric(cfg, finals)
+
+
+def already_ended(cfg: DictConfig, members: list[Member], left_out: list[int], run_dir: Path,
+                  placement: Placement) -> float:
+    """A resumed run that is at its last iteration has nothing to train. But where the process that
+    trained it stopped after its last checkpoint and before its final files (kill -9, a second
+    Ctrl-C, a job's time limit), metrics.json is missing, and a sweep's summary would list the job
+    as unfinished for ever: they are written now, from that checkpoint."""
+    first = members[0]
+    if placement.is_main and not (run_dir / "metrics.json").exists():
+        log.info("%s is at its last iteration, %d, but the process that trained it stopped before writing its final "
+                 "files (metrics.json): writing them from its last checkpoint", run_dir, first.start)
+        spread = Spread(run_dir, members, first.start, left_out) if cfg.train.population > 1 else None
+        return population_metric(cfg, finish(members, spread, run_dir, placement, None, None, None))
+    for member in members:
+        member.logger.close()
+    log.info("nothing left to do: %s is at iteration %d of %d; raise train.iterations "
+             "(or train.epochs) to extend it", run_dir, first.start, first.iterations)
+    return population_metric(cfg, [m.history[-1] for m in members])
 
 
 def resolve_resume(cfg: DictConfig, run_dir: Path | None) -> tuple[DictConfig, Path]:
@@ -285,9 +314,10 @@ def members_to_train(cfg: DictConfig, run_dir: Path, placement: Placement) -> tu
 
 
 def finish(members: list[Member], spread: Spread | None, run_dir: Path, placement: Placement,
-           wall: float, first_iteration_s: float, startup_s: float | None) -> list[dict]:
+           wall: float | None, first_iteration_s: float | None, startup_s: float | None) -> list[dict]:
     """Each finished member's final files, the population's, and the run's last log line;
-    returns the finished members' final metrics."""
+    returns the finished members' final metrics. `wall` None: this process trained nothing
+    (already_ended), and timing.json, which describes the process that trained, is not written."""
     for member in members:
         if member.failed:
             member.logger.close()
@@ -295,18 +325,19 @@ def finish(members: list[Member], spread: Spread | None, run_dir: Path, placemen
     if not finals:
         spread.logger.close()
         raise Diverged(f"every copy of the population diverged; see {run_dir}/seed_*/failure.txt")
+    took = "" if wall is None else f" ({wall:.1f} s)"
     if spread is None:
         if members[0].t.keep_best:
             best, metric = members[0].best(), main_metric(members[0].cfg)
             log.info("best: %s %.4g at iteration %d (generate.py %s checkpoint=best)",
                      metric, best[metric], best["iteration"], shlex.quote(f"run={run_dir}"))
-        log.info("final: %s (%.1f s)", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                 for k, v in finals[0].items()), wall)
+        log.info("final: %s%s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                          for k, v in finals[0].items()), took)
     else:  # the copies' mean and spread, as metrics.json has them; each copy's row is in summary.md
         summary = spread.finish(wall, first_iteration_s, startup_s)
         values = ", ".join(f"{k} {summary[k]:.4g} ± {summary[f'{k}_std']:.2g}" for k in finals[0] if k != "iteration")
-        log.info("final: %d copies (%d failed), iteration %d, %s (%.1f s; each copy in %s)", summary["copies"],
-                 summary["failed"], summary["iteration"], values, wall, run_dir / "summary.md")
+        log.info("final: %d copies (%d failed), iteration %d, %s%s; each copy in %s", summary["copies"],
+                 summary["failed"], summary["iteration"], values, took, run_dir / "summary.md")
     return finals
 
 
