@@ -145,3 +145,14 @@ def test_a_new_run_directory_is_claimed_once_per_process(tmp_path, monkeypatch):
     assert resumed_or_fresh(None, "outputs/T") == "outputs/T_1" and (tmp_path / "outputs" / "T_1").is_dir()
     assert resumed_or_fresh("auto", "outputs/T") == "outputs/T_1"  # Hydra may resolve it again
     assert resumed_or_fresh("runs/old", "outputs/T") == "runs/old"  # resume=DIR continues in DIR
+
+
+def test_printing_the_resolved_config_leaves_no_run_directory(tmp_path):
+    # Resolving hydra.run.dir makes it (the claim above); a command that runs nothing removes it
+    # again, with the parents it made, and leaves a folder that was there before.
+    for before in ([], ["outputs"]):
+        for name in before:
+            (tmp_path / name).mkdir()
+        result = run_cli("--cfg", "all", "--resolve", cwd=tmp_path)
+        assert result.returncode == 0 and "run:\n    dir: outputs/" in result.stdout, result.stderr
+        assert sorted(p.name for p in tmp_path.rglob("*")) == before

@@ -7,6 +7,7 @@ that types cannot express are checked by `validate`.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import difflib
 import hashlib
@@ -195,16 +196,28 @@ def resumed_or_fresh(resume: Optional[str], new: str) -> str:
         return resume
     if new not in _CLAIMED:
         for n in itertools.count():
-            candidate = new if n == 0 else f"{new}_{n}"
+            candidate = Path(new if n == 0 else f"{new}_{n}")
+            made = [candidate, *itertools.takewhile(lambda d: not d.exists(), candidate.parents)]
             try:
-                Path(candidate).mkdir(parents=True)  # atomic: fails where another process made it first
+                candidate.mkdir(parents=True)  # atomic: fails where another process made it first
             except FileExistsError:
                 continue
             except OSError:
                 return new  # not writable here: Hydra's own attempt says so, in one line (errors.py)
-            _CLAIMED[new] = candidate
+            _CLAIMED[new] = str(candidate)
+            atexit.register(remove_if_empty, made)
             break
     return _CLAIMED[new]
+
+
+def remove_if_empty(made: list[Path]) -> None:
+    """At exit, the directories resumed_or_fresh made, where nothing was written into them:
+    `--cfg all --resolve` resolves hydra.run.dir, and so makes it, but runs nothing there."""
+    for directory in made:  # the run directory first, then the parents made with it
+        try:
+            directory.rmdir()  # only an empty one
+        except OSError:
+            return
 
 
 def register_configs(experiments_dir: Optional[Path] = None) -> None:
