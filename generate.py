@@ -2,7 +2,11 @@
 
 import sys
 
-from ganlab.errors import run_reporting_user_errors
+from ganlab.errors import report_ctrl_c, run_reporting_user_errors
+
+if __name__ == "__main__":  # before torch's import, most of a start-up
+    report_ctrl_c("generate.py stopped; each file it writes appears whole or not at all")
+
 from ganlab.generate import main
 
 if __name__ == "__main__":

@@ -8,29 +8,44 @@ import os
 import sys
 from pathlib import Path
 
+from ganlab.errors import report_ctrl_c
+
+if __name__ == "__main__":  # before the imports below and Hydra, which are most of a start-up
+    report_ctrl_c("stopped while starting" + (" the sweep" if {"-m", "--multirun"} & set(sys.argv) else ""))
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ganlab.config import count_as_given, register_configs, validate
-from ganlab.errors import Diverged, UserError, fail, run_reporting_user_errors
+from ganlab.errors import Diverged, UserError, fail, on_ctrl_c, run_reporting_user_errors
 from ganlab.overrides import values_given
+from ganlab.sweep import sweep_stopped
 
 register_configs(Path(__file__).resolve().parent / "experiments")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        on_ctrl_c(sweep_stopped(hydra_cfg.sweep.dir))
+    else:  # (the training loop handles a Ctrl-C itself: run.stop_requests)
+        on_ctrl_c(f"stopped before the first iteration: nothing was trained, and no checkpoint in "
+                  f"{hydra_cfg.runtime.output_dir} changed")
     try:
-        for note in count_as_given(cfg, HydraConfig.get().overrides.task):
+        for note in count_as_given(cfg, hydra_cfg.overrides.task):
             logging.getLogger("ganlab").info(note)
         validate(cfg)
         from ganlab.run import train  # torch loads only once the config is known to be valid
 
         settle_garbage_collector()
         try:
-            return train(cfg)
+            result = train(cfg)
+            if hydra_cfg.mode != RunMode.MULTIRUN:
+                on_ctrl_c(f"stopped after the run had finished; its files are in {hydra_cfg.runtime.output_dir}")
+            return result
         except Diverged as error:
             if HydraConfig.get().mode != RunMode.MULTIRUN:
                 raise

@@ -252,6 +252,82 @@ def test_a_second_signal_stops_at_once(tmp_path):
     assert "Traceback" not in err and not (run_dir / checkpoint.LOCK).exists()
 
 
+def wait_for(condition, proc, seconds=120):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.02)
+
+
+def test_ctrl_c_outside_the_training_loop_says_what_it_left_without_a_traceback(tmp_path):
+    # While starting: Python's own handling would print a traceback (imports, Hydra, building the models).
+    run_dir = tmp_path / "run"
+    start = [sys.executable, str(ROOT / "train.py"), *TINY, "dataset=mnist", "model=mnist", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(start, cwd=SCRATCH, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for((run_dir / ".hydra").exists, proc)  # Hydra has begun the run ...
+    time.sleep(0.3)  # ... and ganlab imports torch (a second or more) and builds the models
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (-signal.SIGINT, 130), err  # ended by the signal, as a shell script expects
+    assert err.strip().splitlines()[-1] == ("ganlab: error: SIGINT (Ctrl-C): stopped before the first iteration: "
+                                            f"nothing was trained, and no checkpoint in {run_dir} changed")
+    assert "Traceback" not in err and not (run_dir / checkpoint.LOCK).exists()
+    # A sweep's launcher waiting on its jobs (joblib), the terminal's Ctrl-C reaching every process
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=joblib",
+                             "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, "train.iterations=1000000",
+                             "train.checkpoint_every=1000000", f"hydra.sweep.dir={sweep}"],
+                            cwd=SCRATCH, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    def in_their_loops():
+        return sum("run directory" in job.read_text() for job in sweep.glob("*/train.log")) == 2
+
+    wait_for(in_their_loops, proc)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    # The launcher waited for its jobs (it would have killed them): each saved a checkpoint and said so.
+    assert "ganlab: SIGINT: the running jobs save a checkpoint and stop (Ctrl-C again: at once)" in lines
+    saved = [line for line in lines if line.startswith("ganlab: error: SIGINT at iteration")]
+    assert len(saved) == 2 and all(line.endswith("continue the sweep with the same command plus resume=auto "
+                                                 f"hydra.sweep.dir={sweep}") for line in saved), err
+    assert all(checkpoint.resumable(job) for job in sweep.glob("seed=*"))
+
+
+def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
+    """A script's `python train.py &` runs with SIGINT ignored (bash, without job control), so that
+    Ctrl-C stops the script's foreground command only; Python keeps that, and so does the loop."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY, "train.iterations=1000000",
+                             f"hydra.run.dir={run_dir}"], cwd=SCRATCH, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    wait_for(lambda: any(run_dir.glob("events.out.tfevents.*")), proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.5)
+    assert proc.poll() is None  # still training
+    proc.send_signal(signal.SIGTERM)  # which it handles as ever: a checkpoint, then one line
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1].startswith("ganlab: error: SIGTERM at iteration")
+
+
+def test_a_file_written_whole_replaces_the_old_one_only_when_complete(tmp_path):
+    from ganlab.files import write_json, written_whole
+
+    path = tmp_path / "metrics.json"
+    write_json(path, {"final": 1})
+    with pytest.raises(KeyboardInterrupt):
+        with written_whole(path) as f:
+            f.write(b'{"final": ')
+            raise KeyboardInterrupt  # a Ctrl-C (or a full disk) half-way
+    assert json.loads(path.read_text()) == {"final": 1} and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    write_json(path, {"final": 2})
+    assert json.loads(path.read_text()) == {"final": 2} and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     # Plain SGD with lr 1 on the least-squares loss blows up within a few iterations.

@@ -33,3 +33,16 @@ def test_tensorboard_reads_an_evaluations_records_back_while_the_run_goes_on(tmp
     assert [s.step for s in events.Scalars("eval/ks")] == [it] and events.Scalars("eval/ks")[0].value > 0
     assert events.Histograms("generated") and events.Images("histograms")
     member.logger.close()
+
+
+def test_a_processs_event_files_sort_in_the_order_it_opened_them(tmp_path):
+    # TensorBoard reads a run's files by name: a resumed run's purge of the steps logged after its
+    # checkpoint works only if its file sorts after the killed one's, the 10th of a second included.
+    from ganlab.tb_logger import EventFile
+
+    opened = []
+    for _ in range(12):
+        events = EventFile(tmp_path)
+        events.close()
+        opened.append(events.file.name)
+    assert sorted(opened) == opened

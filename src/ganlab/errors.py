@@ -7,9 +7,6 @@ import os
 import sys
 from typing import Callable, NoReturn
 
-from hydra.errors import HydraException, OverrideParseException
-from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
-
 
 class UserError(Exception):
     """Something the user can fix; the message says what is wrong and how to fix it."""
@@ -27,6 +24,9 @@ _NOISE = ("full_key:", "reference_type", "object_type", "Set the environment var
 
 def one_line(error: BaseException) -> str:
     """The message and its cause, without OmegaConf's key/type dump, joined into one line."""
+    from hydra.errors import HydraException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError
+
     if isinstance(error, OverrideParseException):
         from ganlab.overrides import unreadable
 
@@ -51,6 +51,33 @@ def fail(error: BaseException) -> NoReturn:
     sys.exit(getattr(error, "exit_code", 2))
 
 
+_ctrl_c_says = ["stopped while starting"]  # report_ctrl_c's line, as far as the process has come
+
+
+def on_ctrl_c(said: str) -> None:
+    """What a Ctrl-C that reaches no handler of the training loop's says from now on."""
+    _ctrl_c_says[0] = said
+
+
+def report_ctrl_c(said: str) -> None:
+    """Ctrl-C where no handler of ganlab's is in place (imports, Hydra, building the models, a
+    sweep's launcher waiting on its jobs) ends with one line, `said` or what on_ctrl_c() set
+    since, not Python's traceback. The process still ends by SIGINT, as with Python's own
+    handling, so a calling shell script stops too. HYDRA_FULL_ERROR=1 keeps the traceback.
+    Installed first thing, before the imports that take most of a start-up: this module imports
+    nothing else."""
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    on_ctrl_c(said)
+
+    def hook(kind, error, traceback) -> None:
+        if issubclass(kind, KeyboardInterrupt) and not full:
+            sys.stderr.write(f"ganlab: error: SIGINT (Ctrl-C): {_ctrl_c_says[0]}\n")
+        else:
+            sys.__excepthook__(kind, error, traceback)
+
+    sys.excepthook = hook
+
+
 def run_reporting_user_errors(main: Callable[[], object]) -> None:
     """Run Hydra's main so that a bad command line gives one line, not Hydra's multi-line dump.
 
@@ -60,6 +87,9 @@ def run_reporting_user_errors(main: Callable[[], object]) -> None:
         os.environ["GANLAB_FULL_ERROR"] = "1"
         main()
         return
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach us instead of Hydra's printer
     try:
         main()

@@ -14,6 +14,7 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationEr
 
 from ganlab import checkpoint
 from ganlab.config import ConfigError
+from ganlab.files import written_whole
 from ganlab.data.normal import NormalSampler
 from ganlab.models import build_models, sample_noise
 from ganlab.plots import histogram_figure, image_grid, line_figure
@@ -139,8 +140,10 @@ def generate(args: GenerateConfig) -> tuple[Path, Path, str]:
     out = Path(args.out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(out.with_suffix(".npy"), array)
-        picture.save(out.with_suffix(".png"))
+        with written_whole(out.with_suffix(".npy")) as f:
+            np.save(f, array)
+        with written_whole(out.with_suffix(".png")) as f:
+            picture.save(f, format="PNG")
     except OSError as error:
         raise ConfigError(f"cannot write {out} ({error.strerror}); choose another out=PATH") from None
     note = f" (the picture: the first {shown} of the {args.num_samples} {'walks' if args.walk else 'digits'})"

@@ -15,12 +15,12 @@ from ganlab.config import LOWER_IS_BETTER, ConfigError, main_metric
 from ganlab.data import build_sampler
 from ganlab.distributed import Placement
 from ganlab.errors import Diverged, UserError
+from ganlab.files import write_json, write_text, written_whole
 from ganlab.losses import build_loss
 from ganlab.metrics import build_evaluator
 from ganlab.models import build_models, noise_sampler, noise_size, sample_noise
 from ganlab.population import member_config
 from ganlab.streams import Prefetched, chunk_for, stream
-from ganlab.summary import write_json
 from ganlab.sweep import flat_hparams
 from ganlab.tb_logger import TBLogger
 
@@ -212,11 +212,12 @@ class Member:
             self.write_timing(wall, first_iteration_s, startup_s, placement)
         if self.t.save_losses:
             rows = torch.stack(self.losses).tolist()
-            (self.run_dir / "losses.csv").write_text(
+            write_text(self.run_dir / "losses.csv",
                 "iteration,d_loss,g_loss\n" + "".join(f"{i + 1},{d},{g}\n" for i, (d, g) in enumerate(rows)))
         if self.t.save_weights:
-            torch.save(self.gan.G.state_dict(), self.run_dir / "generator.pt")
-            torch.save(self.gan.D.state_dict(), self.run_dir / "discriminator.pt")
+            for name, net in (("generator.pt", self.gan.G), ("discriminator.pt", self.gan.D)):
+                with written_whole(self.run_dir / name) as f:
+                    torch.save(net.state_dict(), f)
         return final
 
     def write_timing(self, wall: float, first_iteration_s: float | None, startup_s: float | None,

@@ -17,7 +17,8 @@ from omegaconf import DictConfig, open_dict
 from ganlab import checkpoint
 from ganlab.config import ConfigError, main_metric
 from ganlab.overrides import as_typed
-from ganlab.summary import markdown_table, mean_and_std, spread_table, write_json
+from ganlab.files import write_json, write_text
+from ganlab.summary import markdown_table, mean_and_std, spread_table
 from ganlab.tb_logger import TBLogger
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class Spread:
             write_json(run_dir / "timing.json", {"wall_time_s": wall, "first_iteration_s": first_iteration_s,
                                                   "startup_s": startup_s, "population": size,
                                                   "iterations": members[0].iterations - members[0].start})
-        (run_dir / "summary.md").write_text(
+        write_text(run_dir / "summary.md",
             f"# Population of {size} seeds ({final['failed']} failed)\n\n"
             + markdown_table(rows, list(rows[0])) + "\n\n"
             + spread_table(rows, [k for k in rows[0] if k not in ("seed", "best_at")]) + "\n")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ganlab
-from ganlab.summary import write_json
+from ganlab.files import write_json
 
 if TYPE_CHECKING:
     import torch

@@ -82,7 +82,8 @@ def stop_requests(requested: list[int]) -> Iterator[list[int]]:
 
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
-            handlers[signum] = signal.signal(signum, request)
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # a script's `python train.py &` ignores Ctrl-C
+                handlers[signum] = signal.signal(signum, request)
     try:
         yield requested
     finally:

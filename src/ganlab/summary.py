@@ -67,10 +67,6 @@ def markdown(rows: list[dict], columns: tuple[str, ...] = COLUMNS + ("wall_s",))
     return markdown_table(rows, ["run", *columns])
 
 
-def write_json(path: Path, value: dict) -> None:
-    path.write_text(json.dumps(value, indent=1))
-
-
 def t_quantile(p: float, df: float) -> float:
     """Student's t quantile for p > 0.5 (numpy has none, and scipy is not a dependency): the
     density integrated on a fine grid, then bisection."""

@@ -5,9 +5,12 @@ root when a multirun ends."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab import provenance
 from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, main_metric, validate
-from ganlab.errors import fail
+from ganlab.errors import fail, on_ctrl_c
+from ganlab.files import write_text
+from ganlab.overrides import as_typed
 from ganlab.summary import markdown_table, mean_and_std, rank_test, welch_interval
 
 log = logging.getLogger("ganlab")
@@ -146,6 +151,14 @@ def ran_on(rows: list[dict[str, Any]]) -> str:
             "has more):\n\n" + markdown_table(rows, ["job", "ran_on"]) + "\n")
 
 
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, text.getvalue())
+
+
 def write_summary(sweep_dir: Path, metric: str) -> Path | None:
     """summary.csv / summary.md (one row a job, sorted by `metric`) and, where some setting ran
     with several seeds, the seed aggregate (summary_seeds.csv)."""
@@ -156,10 +169,7 @@ def write_summary(sweep_dir: Path, metric: str) -> Path | None:
     sign = 1 if metric in LOWER_IS_BETTER else -1
     rows.sort(key=lambda r: (r["status"] != "ok", sign * r.get(metric, 0.0)))
     columns = ["job", "status", *metrics]
-    with open(sweep_dir / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["overrides", *columns, "ran_on"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(sweep_dir / "summary.csv", rows, ["overrides", *columns, "ran_on"])
     text = (f"# Sweep summary, sorted by {metric} ({'lower' if sign > 0 else 'higher'} is better)\n\n"
             + markdown_table(rows, columns) + "\n\n" + ran_on(rows)
             + "\n## Seeds aggregated (mean and standard deviation)\n\n")
@@ -173,15 +183,12 @@ def write_summary(sweep_dir: Path, metric: str) -> Path | None:
                  "setting's, with Welch's 95% interval over their seeds, and the p-value of Mann-Whitney's rank test "
                  "(which a few failed seeds hardly move); `tie`: neither tells the setting from the best (the interval "
                  "holds 0, p >= 0.05).\n")
-        with open(sweep_dir / "summary_seeds.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=agg_columns)
-            writer.writeheader()
-            writer.writerows(seeds)
+        write_csv(sweep_dir / "summary_seeds.csv", seeds, agg_columns)
     else:
         (sweep_dir / "summary_seeds.csv").unlink(missing_ok=True)
         text += ("No setting ran with more than one seed: add `seed=0,1,2` to the sweep, or train each "
                  "setting as a population (`train.population=K`, whose spread is in the table above).\n")
-    (sweep_dir / "summary.md").write_text(text)
+    write_text(sweep_dir / "summary.md", text)
     return sweep_dir / "summary.md"
 
 
@@ -195,6 +202,29 @@ class SweepSummary(Callback):
 
 
 DEFAULT_ROOT = "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}"  # conf/hydra/default.yaml
+
+
+def sweep_stopped(sweep_dir: str) -> str:
+    """What a Ctrl-C in a sweep, outside a job's training loop, leaves (errors.report_ctrl_c)."""
+    return ("the sweep stopped (a job in training saved a checkpoint where it could); continue it with the same "
+            f"command plus resume=auto {as_typed('hydra.sweep.dir', str(sweep_dir))}")
+
+
+def let_the_jobs_stop_first() -> None:
+    """Where jobs run in processes of their own (joblib), a terminal's Ctrl-C reaches each of
+    them too, and each saves a checkpoint and stops (run.stop_requests); the launcher would kill
+    them at once. So the launcher's process lets a first SIGINT pass and waits for them (a job's
+    stop then ends the sweep); a second stops it at once."""
+    received = []
+
+    def wait_for_the_jobs(signum: int, frame: object) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+        sys.stderr.write("ganlab: SIGINT: the running jobs save a checkpoint and stop (Ctrl-C again: at once)\n")
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, wait_for_the_jobs)
 
 
 def claim_default_root(config: DictConfig) -> None:
@@ -218,26 +248,33 @@ class SweepCheck(Callback):
     """Hydra callback: before a sweep runs its first job, claim its root (claim_default_root) and,
     for a grid sweep (Hydra's basic sweeper), compose and validate every job's config, so that a
     bad value in the last job stops the sweep at once instead of after the jobs before it have
-    trained. (Hydra itself checks only keys and types.)"""
+    trained (Hydra itself checks only keys and types); and say what a Ctrl-C leaves."""
 
     BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        on_ctrl_c(sweep_stopped(config.hydra.sweep.dir))
         claim_default_root(config)
-        if config.hydra.sweeper.get("_target_") != self.BASIC:
-            return  # Optuna and other sweepers choose their jobs' values as they go
-        arguments = [*(f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()),
-                     *config.hydra.overrides.task]
-        try:  # the jobs as Hydra's basic sweeper lists them (an internal module: a check, not a dependency)
-            from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        if config.hydra.sweeper.get("_target_") == self.BASIC:  # (Optuna and others choose values as they go)
+            check_every_job(config)
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+            let_the_jobs_stop_first()
 
-            (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)
-            configs = [compose(config.hydra.job.config_name, overrides=overrides) for overrides in jobs]
-        except Exception:  # noqa: BLE001  Hydra's sweeper reports what it cannot read or compose, in one line
-            return
-        for number, (overrides, cfg) in enumerate(zip(jobs, configs)):
-            try:
-                count_as_given(cfg, overrides)
-                validate(cfg)
-            except ConfigError as error:  # exits here: Hydra turns a callback's exceptions into warnings
-                fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {error}; no job has run"))
+
+def check_every_job(config: DictConfig) -> None:
+    """Compose and validate each job of a grid sweep; the first bad one ends the sweep (one line)."""
+    arguments = [*(f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()),
+                 *config.hydra.overrides.task]
+    try:  # the jobs as Hydra's basic sweeper lists them (an internal module: a check, not a dependency)
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+        (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)
+        configs = [compose(config.hydra.job.config_name, overrides=overrides) for overrides in jobs]
+    except Exception:  # noqa: BLE001  Hydra's sweeper reports what it cannot read or compose, in one line
+        return
+    for number, (overrides, cfg) in enumerate(zip(jobs, configs)):
+        try:
+            count_as_given(cfg, overrides)
+            validate(cfg)
+        except ConfigError as error:  # exits here: Hydra turns a callback's exceptions into warnings
+            fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {error}; no job has run"))

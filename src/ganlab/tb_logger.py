@@ -33,8 +33,11 @@ class EventFile:
     """
 
     def __init__(self, log_dir: Path, purge_step: int | None = None):
+        # TensorBoard reads a run's files in the order of their names: the number is padded, so
+        # that a process's 10th file of a second sorts after its 9th (a resumed run's purge of
+        # the steps after its checkpoint must come after them)
         name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
-                f"{os.getpid()}.{next(_file_numbers)}")
+                f"{os.getpid()}.{next(_file_numbers):06d}")
         self.file = open(log_dir / name, "wb")
         self.write(Event(file_version="brain.Event:2"), purge_step)
         if purge_step is not None:  # TensorBoard discards this run's older events at steps >= purge_step

@@ -1,0 +1,33 @@
+"""Files written whole: a reader (a sweep's summary, a resume, TensorBoard's user) or a process
+killed mid-write never sees half of one, and the file it replaces stays intact until then."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+
+@contextmanager
+def written_whole(path: Path) -> Iterator[BinaryIO]:
+    """A file to write `path`'s new content into; it takes `path`'s place (os.replace, atomic)
+    once the block ends, and is removed if the block fails."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the rename; a partial file otherwise
+
+
+def write_text(path: Path, text: str) -> None:
+    with written_whole(path) as f:
+        f.write(text.encode())
+
+
+def write_json(path: Path, value: dict) -> None:
+    write_text(path, json.dumps(value, indent=1))
