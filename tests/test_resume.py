@@ -383,6 +383,29 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in directory.iterdir()] == ["last.pt"]
 
 
+def test_a_full_disk_while_training_is_one_line_and_the_run_continues(tmp_path):
+    import resource
+
+    # A file-size limit (Python ignores SIGXFSZ, so a write past it fails with EFBIG as a full disk
+    # fails with ENOSPC): the checkpoints fit under it, the event file, logging every iteration, not.
+    run_dir = tmp_path / "run"
+    args = [*TINY, "train.iterations=1000000", "train.log_every=1", "train.eval_every=10", "train.checkpoint_every=10"]
+    limit = 250_000
+    full = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=SCRATCH,
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
+    assert full.stderr.strip().splitlines()[-1] == (
+        f"ganlab: error: could not write the run's files in {run_dir} (File too large); the newest checkpoint in "
+        f"{run_dir} is kept; make room, then continue with the same command plus resume={run_dir}")
+    stopped_at = checkpoint.load(run_dir / "checkpoints" / "last.pt")["iteration"]
+    assert stopped_at > 0 and not (run_dir / checkpoint.LOCK).exists()
+    # Room made: the same command plus resume= continues, and TensorBoard shows one curve
+    result = run_cli(*args, f"train.iterations={stopped_at + 20}", f"resume={run_dir}")
+    assert result.returncode == 0, result.stderr
+    assert steps(run_dir, "loss/d") == list(range(1, stopped_at + 21))
+
+
 def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_and_another_hosts_is_not(train_tiny, tmp_path):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     run_dir = tmp_path / "run"

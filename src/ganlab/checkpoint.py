@@ -57,8 +57,9 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0, name: str
                 old.unlink()
         os.replace(tmp, directory / name)
     except OSError as error:
-        raise CheckpointError(f"could not write a checkpoint to {directory} ({error.strerror}); "
-                              "the previous checkpoint is kept; free space or fix permissions") from None
+        before = "the previous checkpoint is kept" if (directory / name).exists() else "none had been saved before"
+        raise CheckpointError(f"could not write a checkpoint to {directory} ({error.strerror}); {before}; "
+                              "free space or fix permissions") from None
     finally:
         tmp.unlink(missing_ok=True)  # gone after a successful rename; a partial file otherwise
     return directory / name

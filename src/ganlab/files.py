@@ -20,6 +20,8 @@ def written_whole(path: Path) -> Iterator[BinaryIO]:
         with open(tmp, "wb") as f:
             yield f
         os.replace(tmp, path)
+    except OSError as error:  # (a full disk, say) named by the file the user knows, not the temporary one
+        raise OSError(error.errno, error.strerror, str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)  # gone after the rename; a partial file otherwise
 

@@ -11,7 +11,7 @@ import signal
 import statistics
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -250,19 +250,29 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
         if isinstance(error, Diverged) and placement.is_main and population == 1:  # (a copy's: its own, above)
             (first.run_dir / "failure.txt").write_text(f"diverged: {error}\n")
         for logger in [m.logger for m in members] + ([spread.logger] if spread else []):
-            logger.close()
+            with suppress(OSError):  # (a full disk: what it held is lost either way)
+                logger.close()
         if isinstance(error, KeyboardInterrupt) and len(requested) > 1:
-            kept = (f"the newest checkpoint in {run_dir} is kept; {again}" if resumable(run_dir) else
-                    f"no checkpoint had been saved: remove {run_dir} and start again")
             names = [signal.Signals(signum).name for signum in requested[:2]]
             asked = f"{names[0]} twice" if names[0] == names[1] else ", then ".join(names)
-            raise Interrupted(f"{asked}: stopped at once, without saving; {kept}", requested[1]) from None
+            raise Interrupted(f"{asked}: stopped at once, without saving; {kept(run_dir, again)}", requested[1]) from None
+        if isinstance(error, OSError):  # a full disk or quota, a file-size limit, a file system gone
+            where = error.filename or f"the run's files in {run_dir}"
+            raise UserError(f"could not write {where} ({error.strerror or error}); "
+                            f"{kept(run_dir, again, 'make room')}") from None
         raise
     if requested:  # asked in the last iteration or during the final writes: the run is complete; a sweep stops
         rest = f"; the sweep stopped before its next job: {again}" if in_sweep() else ""
         raise Interrupted(f"{signal.Signals(requested[0]).name} at the end of the run: it had finished, and its "
                           f"final files are written in {run_dir}{rest}", requested[0])
     return population_metric(cfg, finals)
+
+
+def kept(run_dir: Path, again: str, first: str = "") -> str:
+    """What a run stopped without saving keeps, and what to do next (`first`, then `again`)."""
+    if resumable(run_dir):
+        return f"the newest checkpoint in {run_dir} is kept; {first + ', then ' if first else ''}{again}"
+    return f"no checkpoint had been saved: {first + ', ' if first else ''}remove {run_dir} and start again"
 
 
 def already_ended(cfg: DictConfig, members: list[Member], left_out: list[int], run_dir: Path,
