@@ -307,3 +307,9 @@ def test_generate_help_and_unwritable_out(train_tiny, tmp_path, capsys):
     result = run_cli(f"run={train_tiny(name='n')}", f"out={blocker / 'samples'}", script="generate.py")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "choose another out=PATH" in result.stderr
+    # out= an existing folder: the files go into it (before: FOLDER.npy beside it)
+    folder = tmp_path / "samples_here"
+    folder.mkdir()
+    result = run_cli(f"run={tmp_path / 'n'}", f"out={folder}", script="generate.py")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["samples.npy", "samples.png"]

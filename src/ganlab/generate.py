@@ -25,7 +25,7 @@ class GenerateConfig:
     run: str = MISSING  # a run directory written by train.py
     num_samples: int = 64
     seed: int = 0
-    out: str = "samples"  # writes OUT.npy and OUT.png
+    out: str = "samples"  # writes OUT.npy and OUT.png (OUT a folder: OUT/samples.npy and .png)
     # last (the end of training) | best (the best evaluation: train.keep_best) | iter_N (a numbered
     # checkpoint train.keep_checkpoints kept: G as it was at iteration N)
     checkpoint: str = "last"
@@ -138,6 +138,8 @@ def generate(args: GenerateConfig) -> tuple[Path, Path, str]:
             ("mnist", False): digit_samples, ("mnist", True): digit_walks}[cfg.dataset.name, args.walk > 0]
     array, picture, shown = draw(cfg, G, args, torch.Generator().manual_seed(args.seed))
     out = Path(args.out)
+    if out.is_dir():  # out=DIR: DIR/samples.npy and .png, not DIR.npy beside it
+        out = out / GenerateConfig.out
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with written_whole(out.with_suffix(".npy")) as f:
