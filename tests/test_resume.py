@@ -145,6 +145,18 @@ def test_a_signal_during_the_final_writes_lets_them_finish_and_a_second_stops_th
         assert (run_dir / "metrics.json").read_bytes() == (reference / "metrics.json").read_bytes()
 
 
+def test_a_resume_that_changes_settings_says_which(train_tiny, caplog):
+    # Settings the loop reads as it goes apply from the resumed iteration on, and the log says
+    # so; what the checkpoint holds cannot change (test_bad_input_is_one_line_and_loses_nothing).
+    run_dir = train_tiny()
+    with caplog.at_level("INFO", logger="ganlab"):
+        train(compose_cfg([*TINY, "train.iterations=60", "train.batch_size=8", "train.r1_gamma=1",
+                           f"resume={run_dir}"]))
+    assert ("resumed with other settings than the run trained with, from iteration 40 on: "
+            "train.batch_size: 4 -> 8; train.r1_gamma: 10.0 -> 1.0") in caplog.text
+    assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 60
+
+
 def test_only_last_and_the_newest_k_checkpoints_are_kept(train_tiny):
     run_dir = train_tiny("train.checkpoint_every=10", "train.keep_checkpoints=2", "train.keep_best=false")
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == \
@@ -499,8 +511,15 @@ BAD_INPUT = [
      "truncated or corrupt checkpoint (not the zip archive"),
     ("checkpoint of an older ganlab", lambda run, tmp: [*TINY, f"resume={older_copy(run, tmp)}"],
      "checkpoint format 1"),
-    ("other model", lambda run, tmp: [*TINY, "model.d_hidden=7", f"resume={run}"], "checkpoint is of model"),
-    ("other dataset", lambda run, tmp: [*TINY, "dataset.std=2.0", f"resume={run}"], "checkpoint is of dataset"),
+    ("other model", lambda run, tmp: [*TINY, "model.d_hidden=7", f"resume={run}"],
+     "trained with model.d_hidden=50 (the command line says model.d_hidden=7), which a resumed run keeps"),
+    ("other dataset", lambda run, tmp: [*TINY, "dataset.std=2.0", f"resume={run}"], "dataset.std=2.0), which"),
+    ("other optimizer", lambda run, tmp: [*TINY, "optimizer=sgd_nesterov", f"resume={run}"],
+     "optimizer.d.name=adam"),
+    ("other learning rate", lambda run, tmp: [*TINY, "optimizer.g.lr=0.001", f"resume={run}"],
+     "trained with optimizer.g.lr=0.002 (the command line says optimizer.g.lr=0.001)"),
+    ("weight average dropped", lambda run, tmp: [*TINY, "train.g_ema=0", f"resume={run}"], "train.g_ema=0.999"),
+    ("other seed", lambda run, tmp: [*TINY, "seed=5", f"resume={run}"], "trained with seed=0"),
     ("unwritable run dir", lambda run, tmp: [*TINY, f"hydra.run.dir={file_in_the_way(run, tmp)}"],
      "cannot write"),
     ("a new run into an earlier run's directory", lambda run, tmp: [*TINY, f"hydra.run.dir={run}"],

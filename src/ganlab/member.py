@@ -72,13 +72,28 @@ def schedule(cfg: DictConfig, sampler) -> tuple[int, int]:
     return iterations, eval_every
 
 
-def check_compatible(saved: dict, cfg: DictConfig, path: Path) -> None:
-    """A checkpoint continues only the same GAN on the same data."""
-    for key in ("model", "dataset"):
-        if saved[key] != OmegaConf.to_container(cfg[key], resolve=True):
-            raise CheckpointError(
-                f"{path}: checkpoint is of {key} {saved[key]}, the command line asks for "
-                f"{OmegaConf.to_container(cfg[key], resolve=True)}; resume with the run's own overrides")
+# What a resumed run's checkpoint holds, so that the command line cannot change it: a
+# different value would be ignored (the optimizers' settings come back with their state) or
+# would fail or mislead (another optimizer, schedule, model or data; the seed, whose random
+# streams come back as they were).
+HELD_BY_THE_CHECKPOINT = ("seed", "model.", "dataset.", "optimizer.", "train.lr_schedule")
+USUAL_ON_RESUME = {"train.iterations", "train.epochs", "train.progress"}  # changes not worth a word
+
+
+def changes_on_resume(saved: dict, cfg: DictConfig, path: Path) -> list[str]:
+    """What the command line changes of the settings a run trained with ("key: old -> new"; they
+    apply from the resumed iteration on), refusing what its checkpoint holds, in one line."""
+    before, now = flat_hparams(OmegaConf.create(saved)), flat_hparams(cfg)
+    changed = [k for k in sorted(now) if k in before and before[k] != now[k] and k not in USUAL_ON_RESUME]
+    held = [k for k in changed if k.startswith(HELD_BY_THE_CHECKPOINT)
+            or k == "train.g_ema" and (before[k] == 0) != (now[k] == 0)]  # a weight average to start or drop
+    if held:
+        raise CheckpointError(
+            f"{path} trained with {', '.join(f'{k}={before[k]}' for k in held)} (the command line says "
+            f"{', '.join(f'{k}={now[k]}' for k in held)}), which a resumed run keeps: its checkpoint holds the model "
+            "and data, the optimizers' settings and state, the learning-rate schedule, G's weight average and the "
+            "random streams; drop those overrides, or start a new run")
+    return [f"{k}: {before[k]} -> {now[k]}" for k in changed]
 
 
 class Member:
@@ -91,8 +106,7 @@ class Member:
         self.config_dict = OmegaConf.to_container(cfg, resolve=True)  # what every checkpoint records
         self.config_yaml = OmegaConf.to_yaml(cfg, resolve=True)  # config.yaml, and TensorBoard's Text tab
         saved = checkpoint.load(checkpoint.last_in(run_dir)) if cfg.resume else None
-        if saved:
-            check_compatible(saved["config"], cfg, run_dir)
+        self.changed = changes_on_resume(saved["config"], cfg, run_dir) if saved else []
         try:
             if self.main:
                 run_dir.mkdir(parents=True, exist_ok=True)

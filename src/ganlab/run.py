@@ -166,6 +166,9 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
         return already_ended(cfg, members, left_out, run_dir, placement)
     if start:
         log.info("resuming %s at iteration %d of %d", run_dir, start, iterations)
+    if first.changed:
+        log.warning("resumed with other settings than the run trained with, from iteration %d on: %s",
+                    start, "; ".join(first.changed))
     if placement.is_main:  # environment.json: what this process runs on, in each run directory
         environment, changes = provenance.record([run_dir] + ([m.run_dir for m in members] if population > 1 else []),
                                                  start, placement.device, placement.world)
