@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ganlab.config import count_as_given, register_configs, validate
+from ganlab.config import count_as_given, paths_from_where_typed, register_configs, validate
 from ganlab.errors import Diverged, UserError, fail, on_ctrl_c, run_reporting_user_errors
 from ganlab.overrides import values_given
 from ganlab.sweep import sweep_stopped
@@ -38,6 +38,8 @@ def main(cfg: DictConfig) -> float:
         for note in count_as_given(cfg, hydra_cfg.overrides.task):
             logging.getLogger("ganlab").info(note)
         validate(cfg)
+        if hydra_cfg.job.chdir:
+            paths_from_where_typed(cfg)
         from ganlab.run import train  # torch loads only once the config is known to be valid
 
         settle_garbage_collector()

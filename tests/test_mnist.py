@@ -110,6 +110,19 @@ def test_bad_data_files_stop_train_py_with_one_line(tmp_path, digits):
     assert len(lines) == 1 and "train-images-idx3-ubyte.gz" in lines[0] and "truncated" in lines[0]
 
 
+def test_relative_paths_mean_where_the_command_was_typed_with_hydra_job_chdir(tmp_path, digits):
+    # hydra.job.chdir=true (Hydra's default before 1.2) runs the job inside its run directory;
+    # dataset.root= and resume= still name what they named in the folder the command ran in.
+    write_mnist(tmp_path / "idx", *digits)
+    args = [*MNIST_TINY, "dataset.n_train=200", "dataset.root=idx", "hydra.job.chdir=true"]
+    first = run_cli(*args, "hydra.run.dir=run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "train-images-idx3-ubyte.gz" in (tmp_path / "run" / "train.log").read_text()
+    again = run_cli(*args, "train.iterations=60", "resume=run", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["final"]["iteration"] == 60
+
+
 def test_download_checks_the_checksum_before_keeping_a_file(tmp_path, digits, monkeypatch):
     mirror = write_mnist(tmp_path / "mirror", *digits)
     md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in mirror.iterdir()}

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import itertools
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -218,6 +219,17 @@ def remove_if_empty(made: list[Path]) -> None:
             directory.rmdir()  # only an empty one
         except OSError:
             return
+
+
+def paths_from_where_typed(cfg: DictConfig) -> None:
+    """With hydra.job.chdir=true a job runs inside its run directory; the paths a user typed
+    (resume=, dataset.root=) still mean what they meant where the command was typed."""
+    from hydra.utils import to_absolute_path
+
+    for key in ("resume", "dataset.root"):
+        value = OmegaConf.select(cfg, key)
+        if value not in (None, RESUME_IF_THERE):
+            OmegaConf.update(cfg, key, to_absolute_path(os.path.expanduser(value)))
 
 
 def register_configs(experiments_dir: Optional[Path] = None) -> None:

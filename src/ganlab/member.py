@@ -77,7 +77,8 @@ def schedule(cfg: DictConfig, sampler) -> tuple[int, int]:
 # would fail or mislead (another optimizer, schedule, model or data; the seed, whose random
 # streams come back as they were).
 HELD_BY_THE_CHECKPOINT = ("seed", "model.", "dataset.", "optimizer.", "train.lr_schedule")
-USUAL_ON_RESUME = {"train.iterations", "train.epochs", "train.progress"}  # changes not worth a word
+# Changes not worth a word: the length, the progress bar, and where the same MNIST files are
+USUAL_ON_RESUME = {"train.iterations", "train.epochs", "train.progress", "dataset.root", "dataset.download"}
 
 
 def changes_on_resume(saved: dict, cfg: DictConfig, path: Path) -> list[str]:
