@@ -80,10 +80,12 @@ def test_a_finished_run_extends_and_says_when_nothing_is_left(tmp_path, caplog):
     train(compose_cfg([*constant, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
     assert_same_run(tmp_path / "long", tmp_path / "short")
     before = (tmp_path / "short" / "checkpoints" / "last.pt").read_bytes()
+    files = sorted((tmp_path / "short").rglob("*"))
     with caplog.at_level("INFO", logger="ganlab"):
         train(compose_cfg([*constant, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
     assert "nothing left to do" in caplog.text
     assert (tmp_path / "short" / "checkpoints" / "last.pt").read_bytes() == before
+    assert sorted((tmp_path / "short").rglob("*")) == files  # not even an empty TensorBoard file
 
 
 @pytest.mark.parametrize("population", [1, 2])

@@ -66,9 +66,18 @@ class EventFile:
 class TBLogger:
     def __init__(self, log_dir: Path, enabled: bool = True, image_dir: Path | None = None,
                  purge_step: int | None = None):
-        self.events = EventFile(log_dir, purge_step) if enabled else None
+        self.log_dir, self.enabled, self.purge_step = log_dir, enabled, purge_step
         self.image_dir = image_dir
+        self._events: EventFile | None = None
         self._histograms: dict[str, tuple[torch.Tensor, Summary]] = {}
+
+    @property
+    def events(self) -> EventFile | None:
+        """The event file (None when disabled), made with its first record: a process that logs
+        nothing (a resume with nothing left to do) leaves no empty file behind."""
+        if self._events is None and self.enabled:
+            self._events = EventFile(self.log_dir, self.purge_step)
+        return self._events
 
     def scalars(self, values: dict[str, float], step: int | None = None) -> None:
         if self.events:
@@ -132,9 +141,9 @@ class TBLogger:
                                                            for title, tags in charts.items()}}))
 
     def flush(self) -> None:
-        if self.events:
-            self.events.flush()
+        if self._events:
+            self._events.flush()
 
     def close(self) -> None:
-        if self.events:
-            self.events.close()
+        if self._events:
+            self._events.close()
