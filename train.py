@@ -96,7 +96,8 @@ def check_run_dir(argv: list[str], rank: int) -> None:
     new_run_dir = "hydra.run.dir" in given and rank == 0 and not {"-m", "--multirun"} & set(argv)
     if resume in (None, "auto") and not new_run_dir:
         return
-    from ganlab.checkpoint import CheckpointError, check_not_in_use, check_resumable, check_unused, resumable
+    from ganlab.checkpoint import (CheckpointError, check_not_in_use, check_resumable, check_unused, claim_early,
+                                   resumable)
 
     try:
         run_dir = str(resume if resume not in (None, "auto") else given["hydra.run.dir"])
@@ -106,6 +107,8 @@ def check_run_dir(argv: list[str], rank: int) -> None:
             check_resumable(run_dir)
         elif not (resume == "auto" and resumable(run_dir)):
             check_unused(run_dir)
+        if rank == 0 and not {"-m", "--multirun"} & set(argv):
+            claim_early(run_dir)  # and hold it from now on: a second process started beside this one stops here
     except CheckpointError as error:
         fail(error)
 

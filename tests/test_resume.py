@@ -432,6 +432,23 @@ def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_and_another_hosts_i
         train_tiny("train.iterations=60", "resume=" + str(run_dir), name="run")
 
 
+def test_two_runs_started_together_for_one_directory_leave_the_winners_config_alone(tmp_path):
+    # `for s in 1 2; do python train.py seed=$s hydra.run.dir=runs/x & done`: both used to pass the
+    # check before Hydra, and the loser's Hydra wrote its .hydra/ over the winner's (3 times in 4).
+    for attempt in range(3):
+        run_dir = tmp_path / f"run{attempt}"
+        procs = {seed: subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY, f"seed={seed}",
+                                         f"hydra.run.dir={run_dir}"], cwd=SCRATCH, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True) for seed in (1, 2)}
+        results = {seed: (proc.wait(timeout=300), proc.communicate()[1]) for seed, proc in procs.items()}
+        (winner,) = [seed for seed, (code, _) in results.items() if code == 0]
+        (code, err), = [result for seed, result in results.items() if seed != winner]
+        assert code == 2 and f"{run_dir} is in use: process {procs[winner].pid}" in err, err
+        assert f"seed={winner}" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+        assert f"seed: {winner}" in (run_dir / "config.yaml").read_text()
+        assert "error" not in (run_dir / "train.log").read_text()
+
+
 def test_a_populations_copy_is_in_use_while_the_population_trains_and_the_other_way_round(tmp_path):
     population = tmp_path / "pop"
     for copy in ("seed_0", "seed_1"):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import socket
 import zipfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -149,9 +150,9 @@ def alive(pid: int) -> bool:
     return True
 
 
-@contextmanager
-def held(run_dir: Path) -> Iterator[None]:
-    """Hold the run directory's lock while this process trains in it (see check_not_in_use)."""
+def take_lock(run_dir: Path) -> Path:
+    """Make run_dir's lock this process's (a lock left by a process that is gone is taken over);
+    raises CheckpointError while another live process holds it."""
     path = Path(run_dir).expanduser() / LOCK
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -160,13 +161,45 @@ def held(run_dir: Path) -> Iterator[None]:
             break
         except FileExistsError:
             check_not_in_use(run_dir)
-            path.unlink(missing_ok=True)  # left by a process that is gone
+            path.unlink(missing_ok=True)  # this process's own, or left by a process that is gone
     with os.fdopen(fd, "w") as f:
         f.write(f"{socket.gethostname()} {os.getpid()}\n")
+    return path
+
+
+def release(path: Path) -> None:
+    """Remove a lock if it is still this process's."""
+    with suppress(OSError):
+        if path.read_text().split() == [socket.gethostname(), str(os.getpid())]:
+            path.unlink()
+
+
+@contextmanager
+def held(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock while this process trains in it (see check_not_in_use)."""
+    path = take_lock(run_dir)
     try:
         yield
     finally:
-        path.unlink(missing_ok=True)
+        release(path)
+
+
+def claim_early(run_dir: Path) -> None:
+    """Take the run directory's lock before Hydra writes its .hydra/ there (train.py): two
+    processes started at the same instant for one directory would both find it free, and the
+    second's Hydra would write over the first's config. Released at exit, and the directory
+    removed if this process made it and left it empty (a bad override, say)."""
+    run_dir = Path(run_dir).expanduser()
+    made = not run_dir.exists()
+    path = take_lock(run_dir)
+
+    def let_go() -> None:
+        release(path)
+        if made:
+            with suppress(OSError):
+                run_dir.rmdir()  # only an empty one
+
+    atexit.register(let_go)
 
 
 def require(path: Path) -> None:
