@@ -191,7 +191,10 @@ def claim_early(run_dir: Path) -> None:
     removed if this process made it and left it empty (a bad override, say)."""
     run_dir = Path(run_dir).expanduser()
     made = not run_dir.exists()
-    path = take_lock(run_dir)
+    try:
+        path = take_lock(run_dir)
+    except OSError:
+        return  # not writable: Hydra's own attempt says so, in one line (errors.py)
 
     def let_go() -> None:
         release(path)
