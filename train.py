@@ -29,11 +29,8 @@ register_configs(Path(__file__).resolve().parent / "experiments")
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        on_ctrl_c(sweep_stopped(hydra_cfg.sweep.dir))
-    else:  # (the training loop handles a Ctrl-C itself: run.stop_requests)
-        on_ctrl_c(f"stopped before the first iteration: nothing was trained, and no checkpoint in "
-                  f"{hydra_cfg.runtime.output_dir} changed")
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    on_ctrl_c(ctrl_c_line(hydra_cfg, trained=False))
     try:
         for note in count_as_given(cfg, hydra_cfg.overrides.task):
             logging.getLogger("ganlab").info(note)
@@ -45,17 +42,26 @@ def main(cfg: DictConfig) -> float:
         settle_garbage_collector()
         try:
             result = train(cfg)
-            if hydra_cfg.mode != RunMode.MULTIRUN:
-                on_ctrl_c(f"stopped after the run had finished; its files are in {hydra_cfg.runtime.output_dir}")
-            return result
         except Diverged as error:
-            if HydraConfig.get().mode != RunMode.MULTIRUN:
+            if not in_sweep:
                 raise
             # In a sweep a diverged job is a result, not a crash: report it and let the sweep go on.
             logging.getLogger("ganlab").error("job failed: %s", error)
             return math.nan
+        on_ctrl_c(ctrl_c_line(hydra_cfg, trained=True))
+        return result
     except UserError as error:
         fail(error)  # exits here, before Hydra adds its own report of the failed job
+
+
+def ctrl_c_line(hydra_cfg: DictConfig, trained: bool) -> str:
+    """What a Ctrl-C outside the training loop (which handles its own: run.stop_requests) leaves."""
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return sweep_stopped(hydra_cfg.sweep.dir)
+    run_dir = hydra_cfg.runtime.output_dir
+    if trained:
+        return f"stopped after the run had finished; its files are in {run_dir}"
+    return f"stopped before the first iteration: nothing was trained, and no checkpoint in {run_dir} changed"
 
 
 def settle_garbage_collector() -> None:
