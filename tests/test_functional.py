@@ -160,6 +160,20 @@ def test_a_compiled_run_says_that_it_compiles_and_how_long_it_took(tmp_path, cap
     assert seconds == pytest.approx(json.loads((tmp_path / "timing.json").read_text())["first_iteration_s"], abs=0.05)
 
 
+def test_without_a_cpp_compiler_a_compiled_run_trains_the_plain_loop_and_says_so(tmp_path, caplog, monkeypatch):
+    # A machine without g++ (a slim container): Inductor cannot build CPU kernels, and the first
+    # iteration ended in its traceback, the book's 1-D preset (compiled by its preset) among them.
+    from torch._inductor import config as inductor_config
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", (None, str(tmp_path / "no-such-g++")))
+    with caplog.at_level("INFO", logger="ganlab"):
+        train(compose_cfg([*TINY, "experiment=seed_normal"]), run_dir=tmp_path / "run")
+    assert "train.compile=true needs a C++ compiler on a CPU" in caplog.text
+    assert "compiling the training iteration" not in caplog.text
+    assert "compile: false" in (tmp_path / "run" / "config.yaml").read_text()  # what it ran
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["final"]["iteration"] == 40
+
+
 def test_fused_optimizer_state_is_torch_optims_own():
     """A checkpoint of the fused path continues in the plain loop exactly as the plain loop would."""
     fused = losses_and_weights([], fused=True).gan

@@ -148,7 +148,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     placement = distributed.setup(cfg.train.device)
     distributed.reproducible(placement.device, cfg.train.deterministic)
     resume_given = cfg.resume is not None
-    cfg, run_dir = resolve_resume(cfg, run_dir)
+    cfg, run_dir = resolve_resume(compiled_where_it_can(cfg, placement), run_dir)
     with held(run_dir) if placement.is_main else nullcontext():  # rank 0 alone writes there
         return train_in(cfg, run_dir, placement, how_to_continue(run_dir, resume_given))
 
@@ -295,6 +295,29 @@ def already_ended(cfg: DictConfig, members: list[Member], left_out: list[int], r
     log.info("nothing left to do: %s is at iteration %d of %d; raise train.iterations "
              "(or train.epochs) to extend it", run_dir, first.start, first.iterations)
     return population_metric(cfg, [m.history[-1] for m in members])
+
+
+def compiled_where_it_can(cfg: DictConfig, placement: Placement) -> DictConfig:
+    """cfg, less train.compile where this machine cannot compile: on a CPU, Inductor builds its
+    kernels with a C++ compiler, and without one (a slim container, say) the first iteration
+    failed with Inductor's traceback, the book's 1-D preset among them. The plain loop runs the
+    same arithmetic instead, slower, and the log says so."""
+    if not cfg.train.compile or placement.device.type != "cpu":
+        return cfg
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:
+        return cfg  # (another torch: compilation reports for itself)
+    try:
+        get_cpp_compiler()
+        return cfg
+    except Exception as error:  # noqa: BLE001  torch's InvalidCxxCompiler, or whatever the search met
+        log.warning("train.compile=true needs a C++ compiler on a CPU (%s): training without compiling, the same "
+                    "arithmetic, slower; install g++ or clang++ (or point CXX at one) to compile",
+                    str(error).splitlines()[0])
+    cfg = cfg.copy()
+    cfg.train.compile = False
+    return cfg
 
 
 def resolve_resume(cfg: DictConfig, run_dir: Path | None) -> tuple[DictConfig, Path]:
