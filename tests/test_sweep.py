@@ -247,6 +247,7 @@ def test_torchrun_two_processes_on_gloo(tmp_path):
     assert (run_dir / "metrics.json").exists() and (run_dir / "checkpoints" / "last.pt").exists()
     assert json.loads((run_dir / "timing.json").read_text())["world_size"] == 2
     assert not (tmp_path / "outputs").exists() and not (tmp_path / ".hydra").exists()
+    assert "Grad strides do not match" not in result.stderr  # DDP's spurious warning for D's 1 x 50 weight
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA machine")

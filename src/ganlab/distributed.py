@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -60,6 +61,11 @@ def setup(device_name: str) -> Placement:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    # DDP warns of "grad strides [1, 1]" against its bucket's "[N, 1]" for a 1 x N weight (the 1-D
+    # D's output layer): the same memory, strides of a size-1 dimension aside, so the warning is
+    # spurious (PyTorch's own diagnosis, pytorch/pytorch#47163). Other stride mismatches still warn.
+    warnings.filterwarnings("ignore", message=r"(?s)Grad strides do not match bucket view strides.*"
+                                              r"grad\.sizes\(\) = \[1, \d+\], strides\(\) = \[1, 1\]")
     return Placement(device, rank, world)
 
 
