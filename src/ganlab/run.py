@@ -67,16 +67,24 @@ def how_to_continue(run_dir: Path, resume_given: bool) -> str:
     return f"continue with the same command plus {as_typed('resume', str(run_dir))}"
 
 
+# A signal this soon after the first is the same request delivered twice: a launcher that
+# forwards the terminal's Ctrl-C to its jobs (submitit's local one) makes every job get two.
+SAME_REQUEST_S = 1.0
+
+
 @contextmanager
 def stop_requests(requested: list[int]) -> Iterator[list[int]]:
     """Turn SIGINT/SIGTERM into a flag the loop checks (`requested`), so it can save before it
-    stops. A second one raises KeyboardInterrupt where the run is (the exception libraries let
-    through), so a run that seems stuck, in a first compilation or a long evaluation, still stops
-    when asked twice."""
-    handlers = {}
+    stops. A second one (a second or more later) raises KeyboardInterrupt where the run is (the
+    exception libraries let through), so a run that seems stuck, in a first compilation or a long
+    evaluation, still stops when asked twice."""
+    handlers, first_at = {}, []
 
     def request(signum: int, frame: object) -> None:
+        if first_at and time.monotonic() - first_at[0] < SAME_REQUEST_S:
+            return
         requested.append(signum)
+        first_at.append(time.monotonic())
         if len(requested) > 1:
             raise KeyboardInterrupt
 
