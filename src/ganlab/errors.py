@@ -1,4 +1,5 @@
-"""A user's mistake (bad override, bad value, bad file) ends the run with one line, exit code 2."""
+"""A user's mistake (bad override, bad value, bad file) ends the run with one line, exit code 2;
+so does a Ctrl-C where the training loop is not there to take it (report_ctrl_c)."""
 
 from __future__ import annotations
 
