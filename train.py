@@ -106,6 +106,9 @@ def check_run_dir(argv: list[str], rank: int) -> None:
                                    resumable)
 
     try:
+        if resume == "":
+            raise CheckpointError("resume= is empty; give the directory of a run to continue (resume=RUN_DIR), "
+                                  "or resume=auto")
         run_dir = str(resume if resume not in (None, "auto") else given["hydra.run.dir"])
         if rank == 0:  # (under torchrun the others start beside rank 0, which holds the directory)
             check_not_in_use(run_dir)  # no process trains there now: before Hydra writes its .hydra/ there

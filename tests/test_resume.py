@@ -527,6 +527,9 @@ def stopped_before_its_first_checkpoint(run_dir, tmp_path):
 # (case, how to build the command line from the finished run, words the one line must hold)
 BAD_INPUT = [
     ("no checkpoint", lambda run, tmp: [f"resume={tmp}"], "no checkpoint there"),
+    ("a checkpoint file for its run", lambda run, tmp: [*TINY, f"resume={run}/checkpoints/last.pt"],
+     "last.pt is a file; give the directory of the run that holds it, "),
+    ("an empty resume=", lambda run, tmp: [*TINY, "resume="], "resume= is empty"),
     ("truncated checkpoint", lambda run, tmp: [*TINY, f"resume={truncated_copy(run, tmp)}"],
      "truncated or corrupt"),
     ("no checkpoint at all", lambda run, tmp: [*TINY, f"resume={overwritten_copy(run, tmp)}"],

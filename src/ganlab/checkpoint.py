@@ -80,6 +80,9 @@ def copies_in(run_dir: Path) -> list[Path]:
 def last_in(run_dir: Path) -> Path:
     """run_dir/checkpoints/last.pt; a CheckpointError when there is none."""
     run_dir = Path(run_dir).expanduser()
+    if run_dir.is_file():  # resume=RUN/checkpoints/last.pt, say
+        owner = run_dir.parent.parent if run_dir.parent.name == "checkpoints" else run_dir.parent
+        raise CheckpointError(f"{run_dir} is a file; give the directory of the run that holds it, {owner}")
     path = run_dir / "checkpoints" / LAST
     copies = [] if path.is_file() else copies_in(run_dir)
     if copies:  # a population's directory: its copies are the runs
