@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ganlab.config import remove_if_empty
 from ganlab.errors import UserError
 from ganlab.overrides import as_typed
 
@@ -201,9 +202,7 @@ def claim_early(run_dir: Path) -> None:
 
     def let_go() -> None:
         release(path)
-        if made:
-            with suppress(OSError):
-                run_dir.rmdir()  # only an empty one
+        remove_if_empty([run_dir] if made else [])
 
     atexit.register(let_go)
 

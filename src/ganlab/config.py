@@ -212,9 +212,10 @@ def resumed_or_fresh(resume: Optional[str], new: str) -> str:
 
 
 def remove_if_empty(made: list[Path]) -> None:
-    """At exit, the directories resumed_or_fresh made, where nothing was written into them:
-    `--cfg all --resolve` resolves hydra.run.dir, and so makes it, but runs nothing there."""
-    for directory in made:  # the run directory first, then the parents made with it
+    """At exit, directories this process made (a run directory first, then the parents made with
+    it) where nothing was written: `--cfg all --resolve` resolves hydra.run.dir, and so makes it,
+    but runs nothing there; a bad override stops before Hydra writes into a claimed one."""
+    for directory in made:
         try:
             directory.rmdir()  # only an empty one
         except OSError:

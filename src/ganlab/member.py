@@ -225,7 +225,7 @@ class Member:
         write_json(self.run_dir / "metrics.json", {"final": final, "best": self.best(), "history": self.history})
         if wall is not None:
             self.write_timing(wall, first_iteration_s, startup_s, placement)
-        if self.t.save_losses:
+        if self.t.save_losses and self.losses:
             rows = torch.stack(self.losses).tolist()
             write_text(self.run_dir / "losses.csv",
                 "iteration,d_loss,g_loss\n" + "".join(f"{i + 1},{d},{g}\n" for i, (d, g) in enumerate(rows)))
