@@ -8,10 +8,12 @@
 #   bash experiments/gpu_check.sh [OUT_DIR]     (writes env.txt, pytest.log, runs.txt there)
 #   (session 16, an H200: the tests 217 s with 8 workers, the runs about 4.5 minutes more)
 #   (session 17, an H100: the tests 234 s, the whole script 504 s)
+#   (session 22, an H200: 250 tests in 231 s; three compiled runs, 71 s)
 #
 # TESTS="tests/test_resume.py ..." limits the tests, RUNS="seed_one_compiled ..." the runs (names
-# below). Needs pytest-xdist and pytest-timeout besides the dev extras; Python packages the
-# machine lacks can come in through EXTRA_PYTHONPATH (src/ is put first). For a GPU image with
+# below), TEST_TIMEOUT the seconds the tests get (300). Needs pytest-xdist and pytest-timeout
+# besides the dev extras; Python packages the machine lacks can come in through EXTRA_PYTHONPATH
+# (src/ is put first). For a GPU image with
 # torch but without Hydra (session 15): on a machine with pip access, `pip wheel --no-deps
 # antlr4-python3-runtime==4.9.3 -w W` (no wheel is published for it) and `pip download --no-deps
 # --only-binary=:all: --python-version 3.12 --platform TAG ... -d W` (a --platform for each of
@@ -34,7 +36,7 @@ cat "$out/env.txt"
 
 echo "== tests (train.device=auto: CUDA)"
 start=$(date +%s)
-timeout 300 $py -m pytest -q -p no:cacheprovider -n 8 --timeout=150 --durations=10 -rfE ${TESTS:-} \
+timeout ${TEST_TIMEOUT:-300} $py -m pytest -q -p no:cacheprovider -n 8 --timeout=150 --durations=10 -rfE ${TESTS:-} \
     >"$out/pytest.log" 2>&1
 echo "pytest exit $? in $(( $(date +%s) - start )) s"
 tail -25 "$out/pytest.log"

@@ -167,7 +167,7 @@ def test_without_a_cpp_compiler_a_compiled_run_trains_the_plain_loop_and_says_so
 
     monkeypatch.setattr(inductor_config.cpp, "cxx", (None, str(tmp_path / "no-such-g++")))
     with caplog.at_level("INFO", logger="ganlab"):
-        train(compose_cfg([*TINY, "experiment=seed_normal"]), run_dir=tmp_path / "run")
+        train(compose_cfg([*TINY, "experiment=seed_normal", "train.device=cpu"]), run_dir=tmp_path / "run")
     assert "train.compile=true needs a C++ compiler on a CPU" in caplog.text
     assert "compiling the training iteration" not in caplog.text
     assert "compile: false" in (tmp_path / "run" / "config.yaml").read_text()  # what it ran

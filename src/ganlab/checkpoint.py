@@ -1,4 +1,6 @@
-"""Checkpoints: written atomically, read without unpickling arbitrary objects."""
+"""Checkpoints: written atomically, read without unpickling arbitrary objects; and the lock that
+keeps one process training in a run directory. torch is imported where a checkpoint is written or
+read: a sweep's launcher reads its jobs' locks (sweep.py) in a process that never needs torch."""
 
 from __future__ import annotations
 
@@ -10,8 +12,6 @@ import zipfile
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterator
-
-import torch
 
 from ganlab.config import remove_if_empty
 from ganlab.errors import UserError
@@ -28,6 +28,8 @@ class CheckpointError(UserError):
 def compact(value: Any) -> Any:
     """Copy out tensors that are views of a larger storage (a population's copies are rows of
     stacked tensors): torch.save would otherwise write the whole storage with each of them."""
+    import torch
+
     if isinstance(value, dict):
         return {k: compact(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -46,6 +48,8 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0, name: str
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{name}.tmp"
+    import torch
+
     try:
         with open(tmp, "wb") as f:
             torch.save(compact(state), f)
@@ -144,6 +148,18 @@ def check_not_in_use(run_dir: Path) -> None:
                               f"command (if that process is gone, remove {directory / LOCK})")
 
 
+def holders(root: Path) -> dict[Path, str]:
+    """The locks under root held by live processes of this machine, each with its "HOST PID"."""
+    found = {}
+    for path in Path(root).rglob(LOCK):
+        with suppress(OSError, ValueError):
+            text = path.read_text()
+            host, pid = text.split()
+            if host == socket.gethostname() and alive(int(pid)):
+                found[path] = text
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -228,6 +244,8 @@ def load(path: Path) -> dict[str, Any]:
 
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damage
         raise corrupt("not the zip archive torch.save writes")
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

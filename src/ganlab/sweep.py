@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab import provenance
+from ganlab.checkpoint import holders
 from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, main_metric, validate
 from ganlab.errors import fail, on_ctrl_c
 from ganlab.files import write_text
@@ -210,11 +212,14 @@ def sweep_stopped(sweep_dir: str) -> str:
             f"command plus resume=auto {as_typed('hydra.sweep.dir', str(sweep_dir))}")
 
 
-def let_the_jobs_stop_first() -> None:
+def let_the_jobs_stop_first(sweep_dir: Path) -> None:
     """Where jobs run in processes of their own (joblib), a terminal's Ctrl-C reaches each of
-    them too, and each saves a checkpoint and stops (run.stop_requests); the launcher would kill
-    them at once. So the launcher's process lets a first SIGINT pass and waits for them (a job's
-    stop then ends the sweep); a second stops it at once."""
+    them too, and each saves a checkpoint and stops (run.stop_requests). But joblib kills every
+    other job the moment one job's stop reaches it, and a job that saves more slowly (a bigger
+    model, a slower device) lost all it had trained since its last checkpoint. So the launcher's
+    process takes a first SIGINT by waiting, in its handler, where joblib cannot act, until each
+    job that was training has let go of its run directory (checkpoint.holders), which it does once
+    it has saved; then a moment for its last line. A second SIGINT stops everything at once."""
     received = []
 
     def wait_for_the_jobs(signum: int, frame: object) -> None:
@@ -222,9 +227,17 @@ def let_the_jobs_stop_first() -> None:
         if len(received) > 1:
             raise KeyboardInterrupt
         sys.stderr.write("ganlab: SIGINT: the running jobs save a checkpoint and stop (Ctrl-C again: at once)\n")
+        training = holders(sweep_dir).items()
+        while training & holders(sweep_dir).items():  # (a lock taken since is a job that began after the signal)
+            time.sleep(0.05)
+        if training:
+            time.sleep(LAST_LINE_S)
 
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, wait_for_the_jobs)
+
+
+LAST_LINE_S = 0.5  # a job's "checkpoint saved" line comes just after it lets go of its run directory
 
 
 def claim_default_root(config: DictConfig) -> None:
@@ -258,7 +271,7 @@ class SweepCheck(Callback):
         if config.hydra.sweeper.get("_target_") == self.BASIC:  # (Optuna and others choose values as they go)
             check_every_job(config)
         if "joblib" in str(config.hydra.launcher.get("_target_", "")):
-            let_the_jobs_stop_first()
+            let_the_jobs_stop_first(Path(config.hydra.sweep.dir))
 
 
 def check_every_job(config: DictConfig) -> None:
