@@ -1,5 +1,6 @@
 """Runs survive interruption, bad input and untrusted files, and lose nothing."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -291,10 +292,12 @@ def test_ctrl_c_outside_the_training_loop_says_what_it_left_without_a_traceback(
     assert "Traceback" not in err and not (run_dir / checkpoint.LOCK).exists()
 
 
-def test_ctrl_c_on_a_joblib_sweep_lets_every_job_save_the_slow_one_too(tmp_path):
-    # The terminal's Ctrl-C reaches the launcher and every job. joblib kills the other jobs as soon
+@pytest.mark.parametrize("to", ["terminal", "launcher"])
+def test_ctrl_c_on_a_joblib_sweep_lets_every_job_save_the_slow_one_too(tmp_path, to):
+    # terminal: the Ctrl-C reaches the launcher and every job. joblib kills the other jobs as soon
     # as one job's stop reaches it, so a job that saves later (here a bigger batch) lost its
     # training: on a GPU even two equal jobs did, and on a CPU this pair did every time.
+    # launcher: `kill -INT` of the launcher alone said that the jobs save and stop, and none did.
     sweep = tmp_path / "sweep"
     tiny = [o for o in TINY if not o.startswith("train.batch_size=")]
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=joblib",
@@ -307,10 +310,14 @@ def test_ctrl_c_on_a_joblib_sweep_lets_every_job_save_the_slow_one_too(tmp_path)
     def in_their_loops():
         return sum("run directory" in job.read_text() for job in sweep.glob("*/train.log")) == 2
 
-    wait_for(in_their_loops, proc)
-    time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    try:
+        wait_for(in_their_loops, proc)
+        time.sleep(0.5)
+        (os.killpg if to == "terminal" else os.kill)(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130 and "Traceback" not in err, err
     lines = err.strip().splitlines()
     # The launcher waited for its jobs: each saved a checkpoint and said so.

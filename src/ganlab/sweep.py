@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -217,9 +218,12 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
     them too, and each saves a checkpoint and stops (run.stop_requests). But joblib kills every
     other job the moment one job's stop reaches it, and a job that saves more slowly (a bigger
     model, a slower device) lost all it had trained since its last checkpoint. So the launcher's
-    process takes a first SIGINT by waiting, in its handler, where joblib cannot act, until each
-    job that was training has let go of its run directory (checkpoint.holders), which it does once
-    it has saved; then a moment for its last line. A second SIGINT stops everything at once."""
+    process takes a first SIGINT by waiting, in its handler, where joblib cannot act, until every
+    job training in the sweep has saved and let go of its run directory (checkpoint.holders),
+    then a moment for its last line. It passes the SIGINT on to each of them, once: a `kill -INT`
+    of the launcher alone reached none, and a job that a free worker began since reached none
+    either (a job takes two within run.SAME_REQUEST_S as one). A second SIGINT stops everything
+    at once."""
     received = []
 
     def wait_for_the_jobs(signum: int, frame: object) -> None:
@@ -227,10 +231,14 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
         if len(received) > 1:
             raise KeyboardInterrupt
         sys.stderr.write("ganlab: SIGINT: the running jobs save a checkpoint and stop (Ctrl-C again: at once)\n")
-        training = holders(sweep_dir).items()
-        while training & holders(sweep_dir).items():  # (a lock taken since is a job that began after the signal)
+        asked: dict[Path, str] = {}
+        while training := jobs_training(sweep_dir).items():
+            for lock, owner in training - asked.items():
+                asked[lock] = owner
+                with suppress(ProcessLookupError):
+                    os.kill(int(owner.split()[1]), signal.SIGINT)
             time.sleep(0.05)
-        if training:
+        if asked:
             time.sleep(LAST_LINE_S)
 
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
@@ -238,6 +246,17 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
 
 
 LAST_LINE_S = 0.5  # a job's "checkpoint saved" line comes just after it lets go of its run directory
+
+
+def jobs_training(sweep_dir: Path) -> dict[Path, str]:
+    """The run-directory locks under sweep_dir held by this launcher's workers (its process group;
+    not a stranger that took over the PID of a killed job)."""
+    jobs = {}
+    for lock, owner in holders(sweep_dir).items():
+        with suppress(ProcessLookupError):
+            if os.getpgid(int(owner.split()[1])) == os.getpgid(0):
+                jobs[lock] = owner
+    return jobs
 
 
 def claim_default_root(config: DictConfig) -> None:
