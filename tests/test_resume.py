@@ -292,12 +292,14 @@ def test_ctrl_c_outside_the_training_loop_says_what_it_left_without_a_traceback(
     assert "Traceback" not in err and not (run_dir / checkpoint.LOCK).exists()
 
 
-@pytest.mark.parametrize("to", ["terminal", "launcher"])
-def test_ctrl_c_on_a_joblib_sweep_lets_every_job_save_the_slow_one_too(tmp_path, to):
+@pytest.mark.parametrize("to, sig", [("terminal", signal.SIGINT), ("launcher", signal.SIGINT),
+                                     ("launcher", signal.SIGTERM)], ids=["ctrl-c", "kill-int", "kill"])
+def test_ctrl_c_on_a_joblib_sweep_lets_every_job_save_the_slow_one_too(tmp_path, to, sig):
     # terminal: the Ctrl-C reaches the launcher and every job. joblib kills the other jobs as soon
     # as one job's stop reaches it, so a job that saves later (here a bigger batch) lost its
     # training: on a GPU even two equal jobs did, and on a CPU this pair did every time.
-    # launcher: `kill -INT` of the launcher alone said that the jobs save and stop, and none did.
+    # launcher: `kill -INT` of the launcher alone said that the jobs save and stop, and none did;
+    # `kill` (SIGTERM) ended the launcher at once and left its jobs training, orphaned.
     sweep = tmp_path / "sweep"
     tiny = [o for o in TINY if not o.startswith("train.batch_size=")]
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=joblib",
@@ -313,16 +315,17 @@ def test_ctrl_c_on_a_joblib_sweep_lets_every_job_save_the_slow_one_too(tmp_path,
     try:
         wait_for(in_their_loops, proc)
         time.sleep(0.5)
-        (os.killpg if to == "terminal" else os.kill)(proc.pid, signal.SIGINT)
+        (os.killpg if to == "terminal" else os.kill)(proc.pid, sig)
         out, err = proc.communicate(timeout=120)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert proc.returncode == 128 + sig and "Traceback" not in err, err
     lines = err.strip().splitlines()
     # The launcher waited for its jobs: each saved a checkpoint and said so.
-    assert "ganlab: SIGINT: the running jobs save a checkpoint and stop (Ctrl-C again: at once)" in lines
-    saved = [line for line in lines if line.startswith("ganlab: error: SIGINT at iteration")]
+    again = "Ctrl-C" if sig == signal.SIGINT else sig.name
+    assert f"ganlab: {sig.name}: the running jobs save a checkpoint and stop ({again} again: at once)" in lines
+    saved = [line for line in lines if line.startswith(f"ganlab: error: {sig.name} at iteration")]
     assert len(saved) == 2 and all(line.endswith("continue the sweep with the same command plus resume=auto "
                                                  f"hydra.sweep.dir={sweep}") for line in saved), err
     jobs = sorted(sweep.glob("*batch_size=*"))

@@ -218,31 +218,38 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
     them too, and each saves a checkpoint and stops (run.stop_requests). But joblib kills every
     other job the moment one job's stop reaches it, and a job that saves more slowly (a bigger
     model, a slower device) lost all it had trained since its last checkpoint. So the launcher's
-    process takes a first SIGINT by waiting, in its handler, where joblib cannot act, until every
-    job training in the sweep has saved and let go of its run directory (checkpoint.holders),
-    then a moment for its last line. It passes the SIGINT on to each of them, once: a `kill -INT`
-    of the launcher alone reached none, and a job that a free worker began since reached none
-    either (a job takes two within run.SAME_REQUEST_S as one). A second SIGINT stops everything
-    at once."""
+    process takes a first SIGINT or SIGTERM by waiting, in its handler, where joblib cannot act,
+    until every job training in the sweep has saved and let go of its run directory
+    (checkpoint.holders), then a moment for its last line. It passes the signal on to each of
+    them, once: a `kill -INT` of the launcher alone reached none, a `kill` (SIGTERM) ended the
+    launcher and left its jobs training with no one waiting for them, and a job that a free
+    worker began since reached none either (a job takes two within run.SAME_REQUEST_S as one). A
+    second signal stops everything at once."""
     received = []
 
     def wait_for_the_jobs(signum: int, frame: object) -> None:
         received.append(signum)
+        name = signal.Signals(signum).name
         if len(received) > 1:
-            raise KeyboardInterrupt
-        sys.stderr.write("ganlab: SIGINT: the running jobs save a checkpoint and stop (Ctrl-C again: at once)\n")
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt  # (errors.report_ctrl_c says what it left)
+            sys.stderr.write(f"ganlab: error: {name}: {sweep_stopped(sweep_dir)}\n")
+            raise SystemExit(128 + signum)  # and joblib kills the jobs
+        sys.stderr.write(f"ganlab: {name}: the running jobs save a checkpoint and stop "
+                         f"({'Ctrl-C' if signum == signal.SIGINT else name} again: at once)\n")
         asked: dict[Path, str] = {}
         while training := jobs_training(sweep_dir).items():
             for lock, owner in training - asked.items():
                 asked[lock] = owner
                 with suppress(ProcessLookupError):
-                    os.kill(int(owner.split()[1]), signal.SIGINT)
+                    os.kill(int(owner.split()[1]), signum)
             time.sleep(0.05)
         if asked:
             time.sleep(LAST_LINE_S)
 
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, wait_for_the_jobs)
+    signal.signal(signal.SIGTERM, wait_for_the_jobs)
 
 
 LAST_LINE_S = 0.5  # a job's "checkpoint saved" line comes just after it lets go of its run directory
