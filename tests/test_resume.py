@@ -82,11 +82,13 @@ def test_a_finished_run_extends_and_says_when_nothing_is_left(tmp_path, caplog):
     assert_same_run(tmp_path / "long", tmp_path / "short")
     before = (tmp_path / "short" / "checkpoints" / "last.pt").read_bytes()
     files = sorted((tmp_path / "short").rglob("*"))
-    with caplog.at_level("INFO", logger="ganlab"):
-        train(compose_cfg([*constant, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
+    config = (tmp_path / "short" / "config.yaml").read_text()
+    with caplog.at_level("INFO", logger="ganlab"):  # with a setting that may change on a resume
+        train(compose_cfg([*constant, "train.iterations=40", "train.batch_size=8", f"resume={tmp_path / 'short'}"]))
     assert "nothing left to do" in caplog.text
     assert (tmp_path / "short" / "checkpoints" / "last.pt").read_bytes() == before
     assert sorted((tmp_path / "short").rglob("*")) == files  # not even an empty TensorBoard file
+    assert (tmp_path / "short" / "config.yaml").read_text() == config  # what it trained with, not batch 8
 
 
 @pytest.mark.parametrize("population", [1, 2])
@@ -325,7 +327,7 @@ def test_ctrl_c_on_a_joblib_sweep_lets_every_job_save_the_slow_one_too(tmp_path,
     # The launcher waited for its jobs: each saved a checkpoint and said so.
     again = "Ctrl-C" if sig == signal.SIGINT else sig.name
     assert f"ganlab: {sig.name}: the running jobs save a checkpoint and stop ({again} again: at once)" in lines
-    saved = [line for line in lines if line.startswith(f"ganlab: error: {sig.name} at iteration")]
+    saved = [line for line in lines if line.startswith("ganlab: error: SIGINT at iteration")]  # as it asked them
     assert len(saved) == 2 and all(line.endswith("continue the sweep with the same command plus resume=auto "
                                                  f"hydra.sweep.dir={sweep}") for line in saved), err
     jobs = sorted(sweep.glob("*batch_size=*"))

@@ -108,13 +108,6 @@ class Member:
         self.config_yaml = OmegaConf.to_yaml(cfg, resolve=True)  # config.yaml, and TensorBoard's Text tab
         saved = checkpoint.load(checkpoint.last_in(run_dir)) if cfg.resume else None
         self.changed = changes_on_resume(saved["config"], cfg, run_dir) if saved else []
-        try:
-            if self.main:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / "config.yaml").write_text(self.config_yaml)
-        except OSError as error:
-            raise UserError(f"cannot write to the run directory {run_dir} ({error.strerror}); "
-                            "choose another with hydra.run.dir=DIR") from None
         # A plain dataclass copy of the train settings: read every iteration, and OmegaConf's
         # attribute access costs tens of microseconds, more than a 1-D GAN step.
         self.t = t = OmegaConf.to_object(cfg.train)
@@ -123,6 +116,13 @@ class Member:
         eval_gen = stream(cfg.seed, "eval")
         self.sampler = sampler = build_sampler(cfg.dataset, data_gen)
         self.iterations, self.eval_every = schedule(cfg, self.sampler)
+        try:  # config.yaml: what this process trains with (a resume that has nothing left to train keeps the run's)
+            if self.main and not (saved and saved["iteration"] >= self.iterations):
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_text(run_dir / "config.yaml", self.config_yaml)
+        except OSError as error:
+            raise UserError(f"cannot write to the run directory {run_dir} ({error.strerror}); "
+                            "choose another with hydra.run.dir=DIR") from None
         self.gan = build_gan(cfg, self.iterations, placement)
         n_eval = cfg.dataset.eval_samples
         self.evaluator = build_evaluator(cfg.dataset, self.sampler.reference(n_eval, eval_gen).to(device),

@@ -220,11 +220,13 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
     model, a slower device) lost all it had trained since its last checkpoint. So the launcher's
     process takes a first SIGINT or SIGTERM by waiting, in its handler, where joblib cannot act,
     until every job training in the sweep has saved and let go of its run directory
-    (checkpoint.holders), then a moment for its last line. It passes the signal on to each of
-    them, once: a `kill -INT` of the launcher alone reached none, a `kill` (SIGTERM) ended the
-    launcher and left its jobs training with no one waiting for them, and a job that a free
-    worker began since reached none either (a job takes two within run.SAME_REQUEST_S as one). A
-    second signal stops everything at once."""
+    (checkpoint.holders), then a moment for its last line, and then it ends the sweep.
+
+    It passes a Ctrl-C on to each of those jobs, once: a `kill -INT` or `kill` (SIGTERM) of the
+    launcher alone reached none (SIGTERM ended the launcher and left its jobs training, with no
+    one to collect them), nor did a job that a free worker began since. A job takes two within
+    run.SAME_REQUEST_S as one. A Ctrl-C rather than SIGTERM: a job still starting stops on it
+    with one line, where SIGTERM would kill it outright. A second signal stops everything at once."""
     received = []
 
     def wait_for_the_jobs(signum: int, frame: object) -> None:
@@ -242,10 +244,11 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
             for lock, owner in training - asked.items():
                 asked[lock] = owner
                 with suppress(ProcessLookupError):
-                    os.kill(int(owner.split()[1]), signum)
+                    os.kill(int(owner.split()[1]), signal.SIGINT)
             time.sleep(0.05)
         if asked:
             time.sleep(LAST_LINE_S)
+        raise SystemExit(128 + signum)  # joblib starts no further job, and ends the idle workers
 
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, wait_for_the_jobs)
