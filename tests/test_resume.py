@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -351,6 +352,45 @@ def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1].startswith("ganlab: error: SIGTERM at iteration")
+
+
+@pytest.mark.parametrize("what", ["run", "joblib sweep"])
+def test_closing_the_terminal_saves_a_checkpoint_and_stops(tmp_path, what):
+    """An SSH connection that drops, or a terminal window closed: the kernel sends SIGHUP to the
+    terminal's processes, which killed a run outright (and a sweep's launcher and every job):
+    all since the last checkpoint was lost."""
+    import pty
+    import select
+
+    if what == "run":
+        args = [f"hydra.run.dir={tmp_path / 'run'}"]
+    else:
+        args = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", f"hydra.sweep.dir={tmp_path}"]
+    # on the terminal the progress bar redraws in place; after the hang-up it cannot write
+    command = [sys.executable, str(ROOT / "train.py"), *(["-m"] if what != "run" else []), *TINY,
+               "train.progress=true", "train.iterations=1000000", "train.checkpoint_every=1000000", *args]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: a session of its own, the pseudo-terminal its controlling terminal
+        os.chdir(SCRATCH)
+        os.execv(sys.executable, command)
+    try:
+        deadline, jobs = time.time() + 120, 1 if what == "run" else 2
+        while sum("run directory" in log.read_text() for log in tmp_path.glob("*/train.log")) < jobs:  # in the loop
+            assert time.time() < deadline
+            if select.select([terminal], [], [], 0.1)[0]:
+                os.read(terminal, 65536)  # what it prints, read as a terminal would
+        time.sleep(1)
+    finally:
+        os.close(terminal)  # the hang-up
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 128 + signal.SIGHUP, status
+    runs = [log.parent for log in tmp_path.glob("*/train.log")]
+    assert len(runs) == jobs and all(checkpoint.resumable(run) for run in runs)
+    assert not any(tmp_path.rglob(checkpoint.LOCK))
+    # The line that said so went to a terminal that is gone: the run's log has it too. (A sweep's
+    # jobs say SIGINT: the hang-up reaches the session's leader, here the launcher, which asks them.)
+    last = [(run / "train.log").read_text().splitlines()[-1] for run in runs]
+    assert all(re.search(r"\[ERROR\] - SIG(HUP|INT) at iteration \d+: checkpoint saved", line) for line in last), last
 
 
 def test_a_file_written_whole_replaces_the_old_one_only_when_complete(tmp_path):

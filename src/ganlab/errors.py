@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from contextlib import suppress
 from typing import Callable, NoReturn
 
 
@@ -48,8 +49,23 @@ def one_line(error: BaseException) -> str:
 def fail(error: BaseException) -> NoReturn:
     if os.environ.get("GANLAB_FULL_ERROR") == "1":
         raise error
-    sys.stderr.write(f"ganlab: error: {one_line(error)}\n")
+    line = one_line(error)
+    with suppress(OSError):  # (the terminal may be gone: a run stopped by its SIGHUP)
+        sys.stderr.write(f"ganlab: error: {line}\n")
+    in_log_files(line)
     sys.exit(getattr(error, "exit_code", 2))
+
+
+def in_log_files(line: str) -> None:
+    """The line that ends a run, in its train.log too (the log's own files, not the console, which
+    has the line already): a log read later says how the run ended, and after a terminal closed
+    (SIGHUP) the log is all there is."""
+    import logging
+
+    record = logging.LogRecord("ganlab", logging.ERROR, __file__, 0, line, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 _ctrl_c_says = ["stopped while starting"]  # report_ctrl_c's line, as far as the process has come

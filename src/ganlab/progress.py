@@ -30,9 +30,17 @@ class Progress:
         bar = "#" * filled + "-" * (self.width - filled)
         shown = " ".join(f"{k}={v:.3f}" for k, v in values.items())
         line = f"[{bar}] {it}/{self.total} {shown} {speed}"
-        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
-        sys.stderr.flush()
+        self.write(("\r" + line) if self.tty else line + "\n")
 
     def close(self) -> None:
         if self.enabled and self.tty:
-            sys.stderr.write("\n")
+            self.write("\n")
+
+    def write(self, text: str) -> None:
+        """A terminal that has gone (SSH dropped: the run saves and stops on its SIGHUP) or a
+        closed pipe (`| head`) ends the bar, not the run."""
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except OSError:
+            self.enabled = False

@@ -36,7 +36,7 @@ log = logging.getLogger("ganlab")
 
 
 class Interrupted(UserError):
-    """Ctrl-C or SIGTERM: the run saved a checkpoint and stopped."""
+    """Ctrl-C, SIGTERM or SIGHUP: the run saved a checkpoint and stopped."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)
@@ -71,12 +71,14 @@ def how_to_continue(run_dir: Path, resume_given: bool) -> str:
 # A signal this soon after the first is the same request delivered twice: a launcher that
 # forwards the terminal's Ctrl-C to its jobs (submitit's local one) makes every job get two.
 SAME_REQUEST_S = 1.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
 def stop_requests(requested: list[int]) -> Iterator[list[int]]:
-    """Turn SIGINT/SIGTERM into a flag the loop checks (`requested`), so it can save before it
-    stops. A second one (a second or more later) raises KeyboardInterrupt where the run is (the
+    """Turn SIGINT/SIGTERM/SIGHUP into a flag the loop checks (`requested`), so it can save before
+    it stops. SIGHUP is the terminal or SSH connection closing: it killed the run outright, and all
+    since its last checkpoint was lost (`nohup` ignores it, and the run then goes on). A second one (a second or more later) raises KeyboardInterrupt where the run is (the
     exception libraries let through), so a run that seems stuck, in a first compilation or a long
     evaluation, still stops when asked twice."""
     handlers, first_at = {}, []
@@ -94,7 +96,7 @@ def stop_requests(requested: list[int]) -> Iterator[list[int]]:
             raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             if signal.getsignal(signum) is not signal.SIG_IGN:  # a script's `python train.py &` ignores Ctrl-C
                 handlers[signum] = signal.signal(signum, request)
     try:
@@ -249,7 +251,7 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
                  "(the 1-D recipes on 2 cores, compilation included; experiments/README.md)", len(members))
     startup_s = process_age()  # from `python train.py` to here, the first iteration
     t0 = time.perf_counter()
-    requested: list[int] = []  # SIGINT / SIGTERM received, by stop_requests
+    requested: list[int] = []  # SIGINT / SIGTERM / SIGHUP received, by stop_requests
     try:
         with stop_requests(requested):  # up to the last file written: a Ctrl-C there must not cut finish() short
             try:

@@ -218,8 +218,8 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
     them too, and each saves a checkpoint and stops (run.stop_requests). But joblib kills every
     other job the moment one job's stop reaches it, and a job that saves more slowly (a bigger
     model, a slower device) lost all it had trained since its last checkpoint. So the launcher's
-    process takes a first SIGINT or SIGTERM by waiting, in its handler, where joblib cannot act,
-    until every job training in the sweep has saved and let go of its run directory
+    process takes a first SIGINT, SIGTERM or SIGHUP by waiting, in its handler, where joblib
+    cannot act, until every job training in the sweep has saved and let go of its run directory
     (checkpoint.holders), then a moment for its last line, and then it ends the sweep.
 
     It passes a Ctrl-C on to each of those jobs, once: a `kill -INT` or `kill` (SIGTERM) of the
@@ -235,10 +235,10 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
         if len(received) > 1:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt  # (errors.report_ctrl_c says what it left)
-            sys.stderr.write(f"ganlab: error: {name}: {sweep_stopped(sweep_dir)}\n")
+            say(f"ganlab: error: {name}: {sweep_stopped(sweep_dir)}\n")
             raise SystemExit(128 + signum)  # and joblib kills the jobs
-        sys.stderr.write(f"ganlab: {name}: the running jobs save a checkpoint and stop "
-                         f"({'Ctrl-C' if signum == signal.SIGINT else name} again: at once)\n")
+        say(f"ganlab: {name}: the running jobs save a checkpoint and stop "
+            f"({'Ctrl-C' if signum == signal.SIGINT else name} again: at once)\n")
         asked: dict[Path, str] = {}
         while training := jobs_training(sweep_dir).items():
             for lock, owner in training - asked.items():
@@ -250,9 +250,14 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
             time.sleep(LAST_LINE_S)
         raise SystemExit(128 + signum)  # joblib starts no further job, and ends the idle workers
 
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, wait_for_the_jobs)
-    signal.signal(signal.SIGTERM, wait_for_the_jobs)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # (`python train.py -m ... &` in a script, nohup)
+            signal.signal(signum, wait_for_the_jobs)
+
+
+def say(line: str) -> None:
+    with suppress(OSError):  # the terminal may be gone (SIGHUP)
+        sys.stderr.write(line)
 
 
 LAST_LINE_S = 0.5  # a job's "checkpoint saved" line comes just after it lets go of its run directory
