@@ -19,6 +19,7 @@ import torch
 from conftest import ROOT, SCRATCH, TINY, compose_cfg, read_events, run_cli
 from ganlab import checkpoint
 from ganlab.checkpoint import CheckpointError
+from ganlab.errors import UserError
 from ganlab.errors import Diverged
 from ganlab.run import train
 
@@ -483,6 +484,21 @@ def test_a_full_disk_while_training_is_one_line_and_the_run_continues(tmp_path):
     result = run_cli(*args, f"train.iterations={stopped_at + 20}", f"resume={run_dir}")
     assert result.returncode == 0, result.stderr
     assert steps(run_dir, "loss/d") == list(range(1, stopped_at + 21))
+
+
+def test_a_batch_or_model_too_big_for_memory_is_one_line_and_keeps_the_checkpoint(train_tiny):
+    # torch's allocator says so in a RuntimeError, which ended in a traceback from deep in a layer.
+    # (Sizes no machine has: the allocation fails at once, whatever the machine.)
+    run_dir = train_tiny("train.iterations=20")
+    last = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(UserError) as too_big:  # a batch for the resumed iterations
+        train_tiny("train.iterations=40", "train.batch_size=10000000000000", f"resume={run_dir}")
+    assert re.fullmatch(rf"out of memory on \w+ \(an allocation of [\d.]+ \w+ failed\); the newest checkpoint in "
+                        rf"{re.escape(str(run_dir))} is kept; lower train.batch_size \(or the model's size or "
+                        rf"train.population\), then continue with the same command", str(too_big.value))
+    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == last and not (run_dir / checkpoint.LOCK).exists()
+    with pytest.raises(UserError, match="^out of memory on .*no checkpoint had been saved"):  # a model
+        train_tiny("model.d_hidden=10000000000000", name="wide")
 
 
 def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_and_another_hosts_is_not(train_tiny, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import shlex
 import signal
 import statistics
@@ -164,8 +165,29 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     distributed.reproducible(placement.device, cfg.train.deterministic)
     resume_given = cfg.resume is not None
     cfg, run_dir = resolve_resume(compiled_where_it_can(cfg, placement), run_dir)
+    again = how_to_continue(run_dir, resume_given)
     with held(run_dir) if placement.is_main else nullcontext():  # rank 0 alone writes there
-        return train_in(cfg, run_dir, placement, how_to_continue(run_dir, resume_given))
+        try:
+            return train_in(cfg, run_dir, placement, again)
+        except (MemoryError, RuntimeError) as error:
+            if not out_of_memory(error):
+                raise
+            amount = re.search(r"(?i)tried to allocate (\d+ bytes|[\d.]+ ?[KMGT]i?B)", str(error))
+            tried = f" (an allocation of {gigabytes(amount[1])} failed)" if amount else ""
+            smaller = "lower train.batch_size (or the model's size or train.population)"
+            raise UserError(f"out of memory on {placement.device.type}{tried}; {kept(run_dir, again, smaller)}") from None
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """A batch or model too big for the machine: torch's CPU allocator and CUDA's and MPS's say so
+    in a RuntimeError (torch.OutOfMemoryError is one)."""
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or "can't allocate memory" in text or "out of memory" in text
+
+
+def gigabytes(amount: str) -> str:
+    """'4014080000 bytes' as '4.0 GB'; CUDA's '20.00 GiB' as it is."""
+    return f"{int(amount.split()[0]) / 1e9:.1f} GB" if amount.endswith("bytes") else amount
 
 
 def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -> float:
