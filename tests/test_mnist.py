@@ -312,7 +312,7 @@ def test_generate_bad_arguments_name_the_argument(argv, words):
         generate_main(argv)
 
 
-def test_generate_help_and_unwritable_out(train_tiny, tmp_path, capsys):
+def test_generate_help_unwritable_out_and_too_many_samples(train_tiny, tmp_path, capsys):
     generate_main(["--help"])
     assert capsys.readouterr().out.startswith("usage: python generate.py run=RUN_DIR")
     blocker = tmp_path / "a_file"
@@ -326,3 +326,10 @@ def test_generate_help_and_unwritable_out(train_tiny, tmp_path, capsys):
     result = run_cli(f"run={tmp_path / 'n'}", f"out={folder}", script="generate.py")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["samples.npy", "samples.png"]
+    # More samples than memory holds: the allocator's error ended in a traceback
+    for too_many in ("num_samples=10000000000000", "walk=10000000000000"):
+        result = run_cli(f"run={tmp_path / 'n'}", too_many, f"out={tmp_path / 'too_many'}", script="generate.py")
+        assert result.returncode == 2 and re.fullmatch(
+            r"ganlab: error: out of memory on cpu \(an allocation of [\d.]+ \w+ failed\); ask for fewer samples "
+            r"\(num_samples=, walk=\)", result.stderr.strip()), result.stderr
+    assert not any(tmp_path.glob("too_many*"))

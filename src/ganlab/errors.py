@@ -68,6 +68,23 @@ def in_log_files(line: str) -> None:
             handler.handle(record)
 
 
+def out_of_memory(error: BaseException, device: str) -> str | None:
+    """'out of memory on DEVICE (an allocation of 2.0 GB failed)' where `error` is torch's
+    allocator refusing (CPU, CUDA or MPS: a RuntimeError, torch.OutOfMemoryError among them);
+    else None. A batch or model too big for the machine is the user's to change, not a crash."""
+    import re
+
+    text = str(error)
+    if not (isinstance(error, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    amount = re.search(r"(?i)tried to allocate (\d+ bytes|[\d.]+ ?[KMGT]i?B)", text)
+    if amount and amount[1].endswith("bytes"):
+        tried = f" (an allocation of {int(amount[1].split()[0]) / 1e9:.1f} GB failed)"
+    else:
+        tried = f" (an allocation of {amount[1]} failed)" if amount else ""
+    return f"out of memory on {device}{tried}"
+
+
 _ctrl_c_says = ["stopped while starting"]  # report_ctrl_c's line, as far as the process has come
 
 

@@ -14,6 +14,7 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationEr
 
 from ganlab import checkpoint
 from ganlab.config import ConfigError
+from ganlab.errors import out_of_memory
 from ganlab.files import written_whole
 from ganlab.data.normal import NormalSampler
 from ganlab.models import build_models, sample_noise
@@ -136,7 +137,12 @@ def generate(args: GenerateConfig) -> tuple[Path, Path, str]:
     cfg, G = load_generator(Path(args.run), args.checkpoint)
     draw = {("normal", False): normal_samples, ("normal", True): normal_map,
             ("mnist", False): digit_samples, ("mnist", True): digit_walks}[cfg.dataset.name, args.walk > 0]
-    array, picture, shown = draw(cfg, G, args, torch.Generator().manual_seed(args.seed))
+    try:
+        array, picture, shown = draw(cfg, G, args, torch.Generator().manual_seed(args.seed))
+    except (MemoryError, RuntimeError) as error:
+        if not (too_big := out_of_memory(error, "cpu")):
+            raise
+        raise ConfigError(f"{too_big}; ask for fewer samples (num_samples=, walk=)") from None
     out = Path(args.out)
     if out.is_dir():  # out=DIR: DIR/samples.npy and .png, not DIR.npy beside it
         out = out / GenerateConfig.out

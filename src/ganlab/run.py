@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import shlex
 import signal
 import statistics
@@ -24,7 +23,7 @@ from ganlab import distributed, functional, loop, memory, provenance
 from ganlab.checkpoint import CheckpointError, check_unused, held, resumable
 from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, validate
 from ganlab.distributed import Placement
-from ganlab.errors import Diverged, UserError
+from ganlab.errors import Diverged, UserError, out_of_memory
 from ganlab.member import Member, build_members
 from ganlab.models import build_models
 from ganlab.overrides import as_typed
@@ -170,24 +169,10 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         try:
             return train_in(cfg, run_dir, placement, again)
         except (MemoryError, RuntimeError) as error:
-            if not out_of_memory(error):
+            if not (too_big := out_of_memory(error, placement.device.type)):
                 raise
-            amount = re.search(r"(?i)tried to allocate (\d+ bytes|[\d.]+ ?[KMGT]i?B)", str(error))
-            tried = f" (an allocation of {gigabytes(amount[1])} failed)" if amount else ""
             smaller = "lower train.batch_size (or the model's size or train.population)"
-            raise UserError(f"out of memory on {placement.device.type}{tried}; {kept(run_dir, again, smaller)}") from None
-
-
-def out_of_memory(error: BaseException) -> bool:
-    """A batch or model too big for the machine: torch's CPU allocator and CUDA's and MPS's say so
-    in a RuntimeError (torch.OutOfMemoryError is one)."""
-    text = str(error).lower()
-    return isinstance(error, MemoryError) or "can't allocate memory" in text or "out of memory" in text
-
-
-def gigabytes(amount: str) -> str:
-    """'4014080000 bytes' as '4.0 GB'; CUDA's '20.00 GiB' as it is."""
-    return f"{int(amount.split()[0]) / 1e9:.1f} GB" if amount.endswith("bytes") else amount
+            raise UserError(f"{too_big}; {kept(run_dir, again, smaller)}") from None
 
 
 def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -> float:
