@@ -196,6 +196,13 @@ def test_a_bad_value_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path
     assert lines[0].startswith("ganlab: error: sweep job #1 (optimizer=adam optimizer.d.momentum=0 ")
     assert "optimizer.d.momentum=0.0 must be > 0 with nesterov=true" in lines[0] and "no job has run" in lines[0]
     assert not sweep.exists()
+    # joblib's launcher told to run no job at once: a ValueError's traceback from inside joblib
+    result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0", "seed=0,1", *SWEEP_TINY,
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "ganlab: error: hydra.launcher.n_jobs=0 would run no job; give how many jobs run at once "
+        "(hydra.launcher.n_jobs=2), or -1 for one a core"), result.stderr
+    assert not sweep.exists()
 
 
 @pytest.mark.parametrize("copies", [[], ["train.population=2"]])

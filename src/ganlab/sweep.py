@@ -305,6 +305,9 @@ class SweepCheck(Callback):
         if config.hydra.sweeper.get("_target_") == self.BASIC:  # (Optuna and others choose values as they go)
             check_every_job(config)
         if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+            if config.hydra.launcher.get("n_jobs") == 0:  # (joblib: a ValueError's traceback, after the check above)
+                fail(ConfigError("hydra.launcher.n_jobs=0 would run no job; give how many jobs run at once "
+                                 "(hydra.launcher.n_jobs=2), or -1 for one a core"))
             let_the_jobs_stop_first(Path(config.hydra.sweep.dir))
 
 
