@@ -196,13 +196,24 @@ def test_a_bad_value_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path
     assert lines[0].startswith("ganlab: error: sweep job #1 (optimizer=adam optimizer.d.momentum=0 ")
     assert "optimizer.d.momentum=0.0 must be > 0 with nesterov=true" in lines[0] and "no job has run" in lines[0]
     assert not sweep.exists()
-    # joblib's launcher told to run no job at once: a ValueError's traceback from inside joblib
-    result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0", "seed=0,1", *SWEEP_TINY,
-                     f"hydra.sweep.dir={sweep}")
-    assert result.returncode == 2 and result.stderr.strip() == (
-        "ganlab: error: hydra.launcher.n_jobs=0 would run no job; give how many jobs run at once "
-        "(hydra.launcher.n_jobs=2), or -1 for one a core"), result.stderr
-    assert not sweep.exists()
+    # Under the default root, multirun/DATE/TIME: it was made before the check, and left empty
+    result = run_cli("-m", "optimizer=adam,sgd_nesterov", "optimizer.d.momentum=0.9,0", "optimizer.d.nesterov=true",
+                     "optimizer.d.name=sgd", *SWEEP_TINY, cwd=tmp_path)
+    assert result.returncode == 2 and "no job has run" in result.stderr and not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.parametrize("count,fix", [
+    (["hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], "how many jobs run at once"),  # joblib's ValueError
+    (["hparams_search=normal_optuna", "hydra.sweeper.n_trials=0"], "how many settings the search tries"),  # Optuna's
+    (["hparams_search=normal_optuna", "hydra.sweeper.n_jobs=0"], "how many trials run at once"),  # for ever
+], ids=["joblib n_jobs=0", "optuna n_trials=0", "optuna n_jobs=0"])
+def test_a_sweep_told_to_run_nothing_says_so_in_one_line(tmp_path, count, fix):
+    result = run_cli("-m", *count, "seed=0,1", *SWEEP_TINY, cwd=tmp_path, timeout=60)
+    key, value = count[1].split("=")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"ganlab: error: {key}={value} would run nothing; give {fix} ({key}=")
+    assert not (tmp_path / "multirun").exists()
 
 
 @pytest.mark.parametrize("copies", [[], ["train.population=2"]])

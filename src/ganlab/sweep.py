@@ -292,23 +292,36 @@ def claim_default_root(config: DictConfig) -> None:
 
 
 class SweepCheck(Callback):
-    """Hydra callback: before a sweep runs its first job, claim its root (claim_default_root) and,
-    for a grid sweep (Hydra's basic sweeper), compose and validate every job's config, so that a
-    bad value in the last job stops the sweep at once instead of after the jobs before it have
-    trained (Hydra itself checks only keys and types); and say what a Ctrl-C leaves."""
+    """Hydra callback: before a sweep runs its first job, check the counts of jobs and trials
+    (check_counts) and, for a grid sweep (Hydra's basic sweeper), compose and validate every job's
+    config, so that a bad value in the last job stops the sweep at once instead of after the jobs
+    before it have trained (Hydra itself checks only keys and types); then claim its root
+    (claim_default_root), and say what a Ctrl-C leaves."""
 
     BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         on_ctrl_c(sweep_stopped(config.hydra.sweep.dir))
-        claim_default_root(config)
+        check_counts(config)
         if config.hydra.sweeper.get("_target_") == self.BASIC:  # (Optuna and others choose values as they go)
             check_every_job(config)
+        claim_default_root(config)  # once the sweep will run: a bad value leaves no empty root behind
         if "joblib" in str(config.hydra.launcher.get("_target_", "")):
-            if config.hydra.launcher.get("n_jobs") == 0:  # (joblib: a ValueError's traceback, after the check above)
-                fail(ConfigError("hydra.launcher.n_jobs=0 would run no job; give how many jobs run at once "
-                                 "(hydra.launcher.n_jobs=2), or -1 for one a core"))
             let_the_jobs_stop_first(Path(config.hydra.sweep.dir))
+
+
+def check_counts(config: DictConfig) -> None:
+    """Counts the plugins take unchecked: joblib's n_jobs=0 ended in a ValueError's traceback,
+    the Optuna sweeper's n_trials=0 (or fewer) in "No trials are completed yet", and its n_jobs=0
+    launched 0 jobs again and again, for ever."""
+    counts = [("launcher.n_jobs", lambda n: n != 0, "give how many jobs run at once (hydra.launcher.n_jobs=2), or "
+               "-1 for one a core"),
+              ("sweeper.n_trials", lambda n: n > 0, "give how many settings the search tries (hydra.sweeper.n_trials=20)"),
+              ("sweeper.n_jobs", lambda n: n > 0, "give how many trials run at once (hydra.sweeper.n_jobs=1)")]
+    for key, fine, fix in counts:
+        value = OmegaConf.select(config.hydra, key, default=None)
+        if isinstance(value, int) and not fine(value):
+            fail(ConfigError(f"hydra.{key}={value} would run nothing; {fix}"))
 
 
 def check_every_job(config: DictConfig) -> None:
