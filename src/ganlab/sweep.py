@@ -232,9 +232,9 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
     def wait_for_the_jobs(signum: int, frame: object) -> None:
         received.append(signum)
         name = signal.Signals(signum).name
-        if len(received) > 1:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt  # (errors.report_ctrl_c says what it left)
+        if len(received) > 1 and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # (errors.report_ctrl_c says what it left)
+        if len(received) > 1 or not jobs_training(sweep_dir):  # asked twice; or no job is training yet
             say(f"ganlab: error: {name}: {sweep_stopped(sweep_dir)}\n")
             raise SystemExit(128 + signum)  # and joblib kills the jobs
         say(f"ganlab: {name}: the running jobs save a checkpoint and stop "
