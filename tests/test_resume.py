@@ -338,6 +338,24 @@ def test_ctrl_c_on_a_joblib_sweep_lets_every_job_save_the_slow_one_too(tmp_path,
     assert not any(sweep.rglob(checkpoint.LOCK))
 
 
+def test_a_signal_to_a_joblib_sweep_before_any_job_trains_ends_it_with_the_sweeps_line(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=joblib",
+                             "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}"],
+                            cwd=SCRATCH, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        wait_for((sweep / "multirun.yaml").exists, proc)  # the launcher starts its workers: seconds before a job trains
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGTERM and err.strip().splitlines() == [
+        "ganlab: error: SIGTERM: the sweep stopped (a job in training saved a checkpoint where it could); continue it "
+        f"with the same command plus resume=auto hydra.sweep.dir={sweep}"], err
+
+
 def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
     """A script's `python train.py &` runs with SIGINT ignored (bash, without job control), so that
     Ctrl-C stops the script's foreground command only; Python keeps that, and so does the loop."""
