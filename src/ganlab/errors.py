@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 from contextlib import suppress
 from typing import Callable, NoReturn
+
+
+# The signals that ask a run to save a checkpoint and stop (run.stop_requests), and a joblib
+# sweep's launcher to let its jobs do so (sweep.let_the_jobs_stop_first).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class UserError(Exception):

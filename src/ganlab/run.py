@@ -23,7 +23,7 @@ from ganlab import distributed, functional, loop, memory, provenance
 from ganlab.checkpoint import CheckpointError, check_unused, held, resumable
 from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, validate
 from ganlab.distributed import Placement
-from ganlab.errors import Diverged, UserError, out_of_memory
+from ganlab.errors import STOP_SIGNALS, Diverged, UserError, out_of_memory
 from ganlab.member import Member, build_members
 from ganlab.models import build_models
 from ganlab.overrides import as_typed
@@ -71,16 +71,16 @@ def how_to_continue(run_dir: Path, resume_given: bool) -> str:
 # A signal this soon after the first is the same request delivered twice: a launcher that
 # forwards the terminal's Ctrl-C to its jobs (submitit's local one) makes every job get two.
 SAME_REQUEST_S = 1.0
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
 def stop_requests(requested: list[int]) -> Iterator[list[int]]:
-    """Turn SIGINT/SIGTERM/SIGHUP into a flag the loop checks (`requested`), so it can save before
-    it stops. SIGHUP is the terminal or SSH connection closing: it killed the run outright, and all
-    since its last checkpoint was lost (`nohup` ignores it, and the run then goes on). A second one (a second or more later) raises KeyboardInterrupt where the run is (the
-    exception libraries let through), so a run that seems stuck, in a first compilation or a long
-    evaluation, still stops when asked twice."""
+    """Turn SIGINT/SIGTERM/SIGHUP (errors.STOP_SIGNALS) into a flag the loop checks (`requested`),
+    so it can save before it stops. SIGHUP is the terminal or SSH connection closing: it killed
+    the run outright, and all since its last checkpoint was lost (`nohup` ignores it, and the run
+    then goes on). A second one (a second or more later) raises KeyboardInterrupt where the run is
+    (the exception libraries let through), so a run that seems stuck, in a first compilation or a
+    long evaluation, still stops when asked twice."""
     handlers, first_at = {}, []
 
     def request(signum: int, frame: object) -> None:

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganlab import provenance
 from ganlab.checkpoint import holders
 from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, main_metric, validate
-from ganlab.errors import fail, on_ctrl_c
+from ganlab.errors import STOP_SIGNALS, fail, on_ctrl_c
 from ganlab.files import write_text
 from ganlab.overrides import as_typed
 from ganlab.summary import markdown_table, mean_and_std, rank_test, welch_interval
@@ -250,7 +250,7 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
             time.sleep(LAST_LINE_S)
         raise SystemExit(128 + signum)  # joblib starts no further job, and ends the idle workers
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:  # (`python train.py -m ... &` in a script, nohup)
             signal.signal(signum, wait_for_the_jobs)
 
