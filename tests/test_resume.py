@@ -297,6 +297,29 @@ def test_ctrl_c_outside_the_training_loop_says_what_it_left_without_a_traceback(
     assert "Traceback" not in err and not (run_dir / checkpoint.LOCK).exists()
 
 
+def test_a_ctrl_c_as_a_finished_run_exits_says_so_in_one_line(tmp_path):
+    # Python's own handling raised KeyboardInterrupt in whatever ran next; in an atexit function
+    # that printed "Exception ignored in atexit callback" and its traceback, and the exit code was 0.
+    # (Inside torch's import, where C++ had called Python, the same interrupt aborted the process.)
+    run_dir = tmp_path / "run"
+    ends_slowly = tmp_path / "ends_slowly.py"
+    ends_slowly.write_text(
+        "import atexit, os, runpy, signal, sys, time\n"
+        "def ctrl_c_as_the_process_exits():  # registered first, so it runs after train.py's own\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(30)\n"
+        "atexit.register(ctrl_c_as_the_process_exits)\n"
+        "sys.argv[0] = sys.argv[1]\n"
+        "del sys.argv[1]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    done = subprocess.run([sys.executable, str(ends_slowly), str(ROOT / "train.py"), *TINY, f"hydra.run.dir={run_dir}"],
+                          cwd=SCRATCH, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGINT, done.stderr
+    line = f"ganlab: error: SIGINT (Ctrl-C): stopped after the run had finished; its files are in {run_dir}"
+    assert done.stderr.strip().splitlines()[-1] == line and "Traceback" not in done.stderr
+    assert (run_dir / "metrics.json").exists() and line[len("ganlab: error: "):] in (run_dir / "train.log").read_text()
+
+
 @pytest.mark.parametrize("to, sig", [("terminal", signal.SIGINT), ("launcher", signal.SIGINT),
                                      ("launcher", signal.SIGTERM)], ids=["ctrl-c", "kill-int", "kill"])
 def test_ctrl_c_on_a_joblib_sweep_lets_every_job_save_the_slow_one_too(tmp_path, to, sig):

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ganlab.config import remove_if_empty
-from ganlab.errors import UserError
+from ganlab.errors import UserError, done, undo_if_stopped
+from ganlab.files import temporary
 from ganlab.overrides import as_typed
 
 LAST = "last.pt"
@@ -47,27 +48,25 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0, name: str
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{name}.tmp"
     import torch
 
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(compact(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        if keep > 0:
-            numbered = directory / numbered_name(state["iteration"])
-            numbered.unlink(missing_ok=True)
-            os.link(tmp, numbered)  # same bytes, no second write
-            for old in sorted(directory.glob("iter_*.pt"))[:-keep]:
-                old.unlink()
-        os.replace(tmp, directory / name)
-    except OSError as error:
-        before = "the previous checkpoint is kept" if (directory / name).exists() else "none had been saved before"
-        raise CheckpointError(f"could not write a checkpoint to {directory} ({error.strerror}); {before}; "
-                              "free space or fix permissions") from None
-    finally:
-        tmp.unlink(missing_ok=True)  # gone after a successful rename; a partial file otherwise
+    with temporary(directory / f".{name}.tmp") as tmp:
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(compact(state), f)
+                f.flush()
+                os.fsync(f.fileno())
+            if keep > 0:
+                numbered = directory / numbered_name(state["iteration"])
+                numbered.unlink(missing_ok=True)
+                os.link(tmp, numbered)  # same bytes, no second write
+                for old in sorted(directory.glob("iter_*.pt"))[:-keep]:
+                    old.unlink()
+            os.replace(tmp, directory / name)
+        except OSError as error:
+            before = "the previous checkpoint is kept" if (directory / name).exists() else "none had been saved before"
+            raise CheckpointError(f"could not write a checkpoint to {directory} ({error.strerror}); {before}; "
+                                  "free space or fix permissions") from None
     return directory / name
 
 
@@ -182,6 +181,7 @@ def take_lock(run_dir: Path) -> Path:
         except FileExistsError:
             check_not_in_use(run_dir)
             path.unlink(missing_ok=True)  # this process's own, or left by a process that is gone
+    undo_if_stopped(path, lambda: release(path))
     with os.fdopen(fd, "w") as f:
         f.write(f"{socket.gethostname()} {os.getpid()}\n")
     return path
@@ -189,6 +189,7 @@ def take_lock(run_dir: Path) -> Path:
 
 def release(path: Path) -> None:
     """Remove a lock if it is still this process's."""
+    done(path)
     with suppress(OSError):
         if path.read_text().split() == [socket.gethostname(), str(os.getpid())]:
             path.unlink()
@@ -221,6 +222,7 @@ def claim_early(run_dir: Path) -> None:
         remove_if_empty([run_dir] if made else [])
 
     atexit.register(let_go)
+    undo_if_stopped(path, let_go)
 
 
 def require(path: Path) -> None:

@@ -92,6 +92,7 @@ def out_of_memory(error: BaseException, device: str) -> str | None:
 
 
 _ctrl_c_says = ["stopped while starting"]  # report_ctrl_c's line, as far as the process has come
+_left_behind: dict[object, Callable[[], None]] = {}  # what a stop at once removes (undo_if_stopped)
 
 
 def on_ctrl_c(said: str) -> None:
@@ -99,23 +100,57 @@ def on_ctrl_c(said: str) -> None:
     _ctrl_c_says[0] = said
 
 
+def undo_if_stopped(key: object, undo: Callable[[], None]) -> None:
+    """Have a Ctrl-C outside the training loop run `undo` (release a lock, remove a temporary
+    file) as it ends the process, which runs no `finally` and no atexit (report_ctrl_c); until
+    done(key)."""
+    _left_behind[key] = undo
+
+
+def done(key: object) -> None:
+    _left_behind.pop(key, None)
+
+
 def report_ctrl_c(said: str) -> None:
-    """Ctrl-C where no handler of ganlab's is in place (imports, Hydra, building the models, a
-    sweep's launcher waiting on its jobs) ends with one line, `said` or what on_ctrl_c() set
-    since, not Python's traceback. The process still ends by SIGINT, as with Python's own
-    handling, so a calling shell script stops too. HYDRA_FULL_ERROR=1 keeps the traceback.
-    Installed first thing, before the imports that take most of a start-up: this module imports
-    nothing else."""
+    """Ctrl-C where no handler of ganlab's is in place (imports, Hydra, building the models, the
+    moments after a run) ends the process with one line, `said` or what on_ctrl_c() set since,
+    and by SIGINT, as with Python's own handling, so a calling shell script stops too.
+
+    Python's own handling raises KeyboardInterrupt wherever Python code runs next, and there it
+    printed a traceback; inside torch's import, in Python code that C++ called (pybind11), it
+    aborted the process instead ("terminate called after throwing ... KeyboardInterrupt", exit
+    134); after a run, in an atexit function, it printed "Exception ignored". So the handler raises
+    nothing: it says the line, undoes what undo_if_stopped() lists, and ends the process by the
+    signal. HYDRA_FULL_ERROR=1 keeps Python's handling and its traceback. Installed first thing,
+    before the imports that take most of a start-up: this module imports nothing else."""
     full = os.environ.get("HYDRA_FULL_ERROR") == "1"
     on_ctrl_c(said)
 
-    def hook(kind, error, traceback) -> None:
+    def stop_at_once(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the undoing short
+        line = f"SIGINT (Ctrl-C): {_ctrl_c_says[0]}"
+        with suppress(OSError, ValueError):  # (the terminal may be gone)
+            sys.stderr.write(f"ganlab: error: {line}\n")
+            sys.stderr.flush()
+        if "logging" in sys.modules:  # (imported by the time a run has a train.log)
+            in_log_files(line)
+        for undo in reversed(list(_left_behind.values())):
+            with suppress(Exception):
+                undo()
+        with suppress(OSError, ValueError):
+            sys.stdout.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def hook(kind, error, traceback) -> None:  # a KeyboardInterrupt raised on purpose (a sweep's second Ctrl-C)
         if issubclass(kind, KeyboardInterrupt) and not full:
             sys.stderr.write(f"ganlab: error: SIGINT (Ctrl-C): {_ctrl_c_says[0]}\n")
         else:
             sys.__excepthook__(kind, error, traceback)
 
     sys.excepthook = hook
+    if not full and signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # (not ignored: `&`, nohup)
+        signal.signal(signal.SIGINT, stop_at_once)
 
 
 def run_reporting_user_errors(main: Callable[[], object]) -> None:

@@ -9,21 +9,33 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from ganlab.errors import done, undo_if_stopped
+
 
 @contextmanager
 def written_whole(path: Path) -> Iterator[BinaryIO]:
     """A file to write `path`'s new content into; it takes `path`'s place (os.replace, atomic)
     once the block ends, and is removed if the block fails."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    with temporary(path.with_name(f".{path.name}.tmp")) as tmp:
+        try:
+            with open(tmp, "wb") as f:
+                yield f
+            os.replace(tmp, path)
+        except OSError as error:  # (a full disk, say) named by the file the user knows, not the temporary one
+            raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+@contextmanager
+def temporary(path: Path) -> Iterator[Path]:
+    """`path`, removed once the block ends (gone already after a rename; a partial file otherwise),
+    and by a Ctrl-C that ends the process inside it, which runs no `finally` (errors.report_ctrl_c)."""
+    undo_if_stopped(path, lambda: path.unlink(missing_ok=True))
     try:
-        with open(tmp, "wb") as f:
-            yield f
-        os.replace(tmp, path)
-    except OSError as error:  # (a full disk, say) named by the file the user knows, not the temporary one
-        raise OSError(error.errno, error.strerror, str(path)) from None
+        yield path
     finally:
-        tmp.unlink(missing_ok=True)  # gone after the rename; a partial file otherwise
+        path.unlink(missing_ok=True)
+        done(path)
 
 
 def write_text(path: Path, text: str) -> None:
