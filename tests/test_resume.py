@@ -297,6 +297,30 @@ def test_ctrl_c_outside_the_training_loop_says_what_it_left_without_a_traceback(
     assert "Traceback" not in err and not (run_dir / checkpoint.LOCK).exists()
 
 
+def test_a_ctrl_c_in_python_code_that_c_called_still_stops_the_process(tmp_path):
+    # A KeyboardInterrupt cannot pass back through C: in torch's import (C++ that called Python,
+    # pybind11) it aborted the process now and then, or was swallowed and the process went on
+    # (experiments/README.md, "Ctrl-C during start-up"). Here C is libc's qsort, calling a
+    # comparison written in Python; Python's own handling printed "Exception ignored on calling
+    # ctypes callback function" with a traceback, and the process went on. ganlab's raises nothing.
+    program = tmp_path / "sorts.py"
+    program.write_text(
+        "from ganlab.errors import report_ctrl_c\n"
+        "report_ctrl_c('stopped while starting')\n"
+        "import ctypes, os, signal, time\n"
+        "def compare(a, b):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(1)\n"
+        "    return a[0] - b[0]\n"
+        "c_compare = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))\n"
+        "values = (ctypes.c_int * 2)(2, 1)\n"
+        "ctypes.CDLL(None).qsort(values, 2, ctypes.sizeof(ctypes.c_int), c_compare(compare))\n"
+        "print('went on')\n")
+    done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGINT and done.stdout == "", done.stdout + done.stderr
+    assert done.stderr == "ganlab: error: SIGINT (Ctrl-C): stopped while starting\n"
+
+
 def test_a_ctrl_c_as_a_finished_run_exits_says_so_in_one_line(tmp_path):
     # Python's own handling raised KeyboardInterrupt in whatever ran next; in an atexit function
     # that printed "Exception ignored in atexit callback" and its traceback, and the exit code was 0.
