@@ -119,9 +119,9 @@ def report_ctrl_c(said: str) -> None:
     Python's own handling raises KeyboardInterrupt wherever Python code runs next, and there it
     printed a traceback; inside torch's import, in Python code that C++ called (pybind11), it
     aborted the process instead ("terminate called after throwing ... KeyboardInterrupt", exit
-    134); after a run, in an atexit function, it printed "Exception ignored". So the handler raises
-    nothing: it says the line, undoes what undo_if_stopped() lists, and ends the process by the
-    signal. HYDRA_FULL_ERROR=1 keeps Python's handling and its traceback. Installed first thing,
+    134) or was swallowed, and the process went on; after a run, in an atexit function, it
+    printed "Exception ignored". So the handler raises nothing: it says the line, undoes what
+    undo_if_stopped() lists, and ends the process by the signal. HYDRA_FULL_ERROR=1 keeps Python's handling and its traceback. Installed first thing,
     before the imports that take most of a start-up: this module imports nothing else."""
     full = os.environ.get("HYDRA_FULL_ERROR") == "1"
     on_ctrl_c(said)
