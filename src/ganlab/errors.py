@@ -56,10 +56,15 @@ def fail(error: BaseException) -> NoReturn:
     if os.environ.get("GANLAB_FULL_ERROR") == "1":
         raise error
     line = one_line(error)
-    with suppress(OSError):  # (the terminal may be gone: a run stopped by its SIGHUP)
-        sys.stderr.write(f"ganlab: error: {line}\n")
+    say(f"ganlab: error: {line}\n")
     in_log_files(line)
     sys.exit(getattr(error, "exit_code", 2))
+
+
+def say(text: str) -> None:
+    """Write to stderr, where the terminal may be gone (a run stopped by its SIGHUP)."""
+    with suppress(OSError, ValueError):
+        sys.stderr.write(text)
 
 
 def in_log_files(line: str) -> None:
@@ -121,17 +126,16 @@ def report_ctrl_c(said: str) -> None:
     aborted the process instead ("terminate called after throwing ... KeyboardInterrupt", exit
     134) or was swallowed, and the process went on; after a run, in an atexit function, it
     printed "Exception ignored". So the handler raises nothing: it says the line, undoes what
-    undo_if_stopped() lists, and ends the process by the signal. HYDRA_FULL_ERROR=1 keeps Python's handling and its traceback. Installed first thing,
-    before the imports that take most of a start-up: this module imports nothing else."""
+    undo_if_stopped() lists, and ends the process by the signal. HYDRA_FULL_ERROR=1 keeps
+    Python's handling and its traceback. Installed first thing, before the imports that take
+    most of a start-up: this module imports nothing else."""
     full = os.environ.get("HYDRA_FULL_ERROR") == "1"
     on_ctrl_c(said)
 
     def stop_at_once(signum: int, frame: object) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the undoing short
         line = f"SIGINT (Ctrl-C): {_ctrl_c_says[0]}"
-        with suppress(OSError, ValueError):  # (the terminal may be gone)
-            sys.stderr.write(f"ganlab: error: {line}\n")
-            sys.stderr.flush()
+        say(f"ganlab: error: {line}\n")
         if "logging" in sys.modules:  # (imported by the time a run has a train.log)
             in_log_files(line)
         for undo in reversed(list(_left_behind.values())):
@@ -144,7 +148,7 @@ def report_ctrl_c(said: str) -> None:
 
     def hook(kind, error, traceback) -> None:  # a KeyboardInterrupt raised on purpose (a sweep's second Ctrl-C)
         if issubclass(kind, KeyboardInterrupt) and not full:
-            sys.stderr.write(f"ganlab: error: SIGINT (Ctrl-C): {_ctrl_c_says[0]}\n")
+            say(f"ganlab: error: SIGINT (Ctrl-C): {_ctrl_c_says[0]}\n")
         else:
             sys.__excepthook__(kind, error, traceback)
 

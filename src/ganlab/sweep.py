@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -24,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganlab import provenance
 from ganlab.checkpoint import holders
 from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, main_metric, validate
-from ganlab.errors import STOP_SIGNALS, fail, on_ctrl_c
+from ganlab.errors import STOP_SIGNALS, fail, on_ctrl_c, say
 from ganlab.files import write_text
 from ganlab.overrides import as_typed
 from ganlab.summary import markdown_table, mean_and_std, rank_test, welch_interval
@@ -253,11 +252,6 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
     for signum in STOP_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:  # (`python train.py -m ... &` in a script, nohup)
             signal.signal(signum, wait_for_the_jobs)
-
-
-def say(line: str) -> None:
-    with suppress(OSError):  # the terminal may be gone (SIGHUP)
-        sys.stderr.write(line)
 
 
 LAST_LINE_S = 0.5  # a job's "checkpoint saved" line comes just after it lets go of its run directory
