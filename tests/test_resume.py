@@ -403,6 +403,59 @@ def test_a_signal_to_a_joblib_sweep_before_any_job_trains_ends_it_with_the_sweep
         f"with the same command plus resume=auto hydra.sweep.dir={sweep}"], err
 
 
+def test_a_signal_while_the_launcher_builds_a_jobs_config_ends_the_sweep_with_its_line(tmp_path):
+    """The test above failed once in CI: its SIGTERM landed while Hydra built a job's config, inside
+    OmegaConf's ListConfig.append, between the placeholder None it adds and the node that replaces
+    it. The launcher's handler raised SystemExit there; OmegaConf's cleanup then tripped over the
+    placeholder, and the sweep ended with "'NoneType' object has no attribute
+    '_invalidate_flags_cache'" and exit code 2. This driver sends the signal at that moment."""
+    driver = tmp_path / "signal_mid_config.py"
+    driver.write_text(
+        "import os, runpy, signal, sys\n"
+        "def profile(frame, event, arg):\n"
+        "    if (event == 'call' and frame.f_code.co_name == '_wrap_value_and_set'\n"
+        "            and frame.f_back.f_back.f_code.co_name == 'append'\n"
+        "            and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):  # the sweep's handler is in place\n"
+        "        sys.setprofile(None)\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "sys.setprofile(profile)\n"
+        "sys.argv[0] = sys.argv[1]\n"
+        "del sys.argv[1]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    sweep = tmp_path / "sweep"
+    done = subprocess.run([sys.executable, str(driver), str(ROOT / "train.py"), "-m", "hydra/launcher=joblib",
+                           "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}"],
+                          cwd=SCRATCH, capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert done.returncode == 128 + signal.SIGTERM and done.stderr.strip().splitlines() == [
+        "ganlab: error: SIGTERM: the sweep stopped (a job in training saved a checkpoint where it could); continue it "
+        f"with the same command plus resume=auto hydra.sweep.dir={sweep}"], done.stderr
+    assert not any(sweep.glob("*/.hydra")), "no job ran"
+
+
+def test_a_signal_as_a_finished_joblib_sweep_exits_says_so_in_one_line(tmp_path):
+    """After the last job and the summary the launcher takes a moment more to exit (loky ends its
+    workers). A SIGTERM there raised SystemExit into the interpreter's shutdown: "Exception ignored
+    in: <module 'threading'>", a traceback, and exit code 0 (14 of 30 signals sent 2.5-4.5 s into
+    a tiny sweep). The driver sends it from the same place, threading's exit handlers."""
+    driver = tmp_path / "signal_at_exit.py"
+    driver.write_text(
+        "import os, runpy, signal, sys, threading, time\n"
+        "def signal_as_the_launcher_exits():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(0.1)\n"
+        "threading._register_atexit(signal_as_the_launcher_exits)\n"
+        "sys.argv[0] = sys.argv[1]\n"
+        "del sys.argv[1]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    sweep = tmp_path / "sweep"
+    done = subprocess.run([sys.executable, str(driver), str(ROOT / "train.py"), "-m", "hydra/launcher=joblib",
+                           "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}"],
+                          cwd=SCRATCH, capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert done.returncode == 128 + signal.SIGTERM and done.stderr.strip().splitlines() == [
+        f"ganlab: error: SIGTERM: stopped after the sweep had finished; its files are in {sweep}"], done.stderr
+    assert (sweep / "summary.md").exists() and len(list(sweep.glob("*/metrics.json"))) == 2
+
+
 def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
     """A script's `python train.py &` runs with SIGINT ignored (bash, without job control), so that
     Ctrl-C stops the script's foreground command only; Python keeps that, and so does the loop."""

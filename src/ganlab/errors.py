@@ -3,6 +3,7 @@ so does a Ctrl-C where the training loop is not there to take it (report_ctrl_c)
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import signal
@@ -63,8 +64,13 @@ def fail(error: BaseException) -> NoReturn:
 
 def say(text: str) -> None:
     """Write to stderr, where the terminal may be gone (a run stopped by its SIGHUP)."""
-    with suppress(OSError, ValueError):
+    try:
         sys.stderr.write(text)
+    except RuntimeError:  # a signal handler's write that interrupted another ("reentrant call")
+        with suppress(OSError):
+            os.write(2, text.encode(errors="replace"))
+    except (OSError, ValueError):
+        pass
 
 
 def in_log_files(line: str) -> None:
@@ -141,12 +147,12 @@ def report_ctrl_c(said: str) -> None:
         for undo in reversed(list(_left_behind.values())):
             with suppress(Exception):
                 undo()
-        with suppress(OSError, ValueError):
+        with suppress(OSError, ValueError, RuntimeError):  # (RuntimeError: it interrupted a print)
             sys.stdout.flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
 
-    def hook(kind, error, traceback) -> None:  # a KeyboardInterrupt raised on purpose (a sweep's second Ctrl-C)
+    def hook(kind, error, traceback) -> None:  # a KeyboardInterrupt raised on purpose (the loop's second signal)
         if issubclass(kind, KeyboardInterrupt) and not full:
             say(f"ganlab: error: SIGINT (Ctrl-C): {_ctrl_c_says[0]}\n")
         else:
@@ -155,6 +161,27 @@ def report_ctrl_c(said: str) -> None:
     sys.excepthook = hook
     if not full and signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # (not ignored: `&`, nohup)
         signal.signal(signal.SIGINT, stop_at_once)
+
+
+_exit_code_at_end: list[int] = []  # exit_at_end's
+
+
+def exit_at_end(code: int) -> None:
+    """End the process with `code` once its exit handlers have run: a signal handler's way to set
+    the exit code where a SystemExit raised into the interpreter's shutdown is "Exception ignored"."""
+    if not _exit_code_at_end:
+        _exit_code_at_end.append(code)
+
+
+@atexit.register  # on import, before the libraries register theirs: so it runs after theirs
+def _end_with_the_code_set() -> None:
+    if _exit_code_at_end:
+        if "logging" in sys.modules:  # (its own exit handler, registered before this one, would not run)
+            sys.modules["logging"].shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(OSError, ValueError, RuntimeError):
+                stream.flush()
+        os._exit(_exit_code_at_end[0])
 
 
 def run_reporting_user_errors(main: Callable[[], object]) -> None:

@@ -13,17 +13,19 @@ import signal
 import time
 from contextlib import suppress
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
+import omegaconf
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab import provenance
 from ganlab.checkpoint import holders
 from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, main_metric, validate
-from ganlab.errors import STOP_SIGNALS, fail, on_ctrl_c, say
+from ganlab.errors import STOP_SIGNALS, exit_at_end, fail, on_ctrl_c, say
 from ganlab.files import write_text
 from ganlab.overrides import as_typed
 from ganlab.summary import markdown_table, mean_and_std, rank_test, welch_interval
@@ -228,14 +230,14 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
     with one line, where SIGTERM would kill it outright. A second signal stops everything at once."""
     received = []
 
-    def wait_for_the_jobs(signum: int, frame: object) -> None:
+    def wait_for_the_jobs(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
         name = signal.Signals(signum).name
         if len(received) > 1 and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # (errors.report_ctrl_c says what it left)
+            return raise_where_safe(KeyboardInterrupt(), frame)  # (errors.report_ctrl_c says what it left)
         if len(received) > 1 or not jobs_training(sweep_dir):  # asked twice; or no job is training yet
             say(f"ganlab: error: {name}: {sweep_stopped(sweep_dir)}\n")
-            raise SystemExit(128 + signum)  # and joblib kills the jobs
+            return raise_where_safe(SystemExit(128 + signum), frame)  # and joblib kills the jobs
         say(f"ganlab: {name}: the running jobs save a checkpoint and stop "
             f"({'Ctrl-C' if signum == signal.SIGINT else name} again: at once)\n")
         asked: dict[Path, str] = {}
@@ -247,11 +249,51 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
             time.sleep(0.05)
         if asked:
             time.sleep(LAST_LINE_S)
-        raise SystemExit(128 + signum)  # joblib starts no further job, and ends the idle workers
+        return raise_where_safe(SystemExit(128 + signum), frame)  # joblib starts no further job, and ends the idle workers
 
     for signum in STOP_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:  # (`python train.py -m ... &` in a script, nohup)
             signal.signal(signum, wait_for_the_jobs)
+
+
+OMEGACONF = os.path.dirname(omegaconf.__file__) + os.sep
+
+
+def raise_where_safe(error: BaseException, frame: FrameType | None) -> None:
+    """Raise `error` from a signal handler into the code the signal interrupted, unless that is
+    OmegaConf's, which an exception other than an Exception can leave half-done: ListConfig.append
+    adds a placeholder None, then the item, and takes the None out again on an Exception only.
+    A sweep's SIGTERM landed there once (Hydra building a job's config): OmegaConf's cleanup then
+    failed on the None, and the sweep ended with "'NoneType' object has no attribute
+    '_invalidate_flags_cache'" and exit code 2. So there it tries again 10 ms later (SIGALRM),
+    until the launcher is out of OmegaConf."""
+    interrupted = frame
+    while interrupted is not None:
+        if interrupted.f_code.co_filename.startswith(OMEGACONF):
+            signal.signal(signal.SIGALRM, lambda signum, later: raise_where_safe(error, later))
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            return
+        interrupted = interrupted.f_back
+    raise error
+
+
+def after_the_end(sweep_dir: Path) -> None:
+    """Every job has ended and the summary is written; the launcher's exit (loky ending its
+    workers) takes a moment more. A signal then raised SystemExit into the interpreter's shutdown:
+    "Exception ignored in: <module 'threading'>", a traceback, and exit code 0. Now the sweep's
+    handler says so in one line and leaves the exit to finish, with 128 + the signal's number."""
+    said = []
+
+    def finished(signum: int, frame: FrameType | None) -> None:
+        if not said:
+            said.append(signum)
+            say(f"ganlab: error: {signal.Signals(signum).name}: stopped after the sweep had finished; "
+                f"its files are in {sweep_dir}\n")
+            exit_at_end(128 + signum)
+
+    for signum in STOP_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, finished)
 
 
 LAST_LINE_S = 0.5  # a job's "checkpoint saved" line comes just after it lets go of its run directory
@@ -302,6 +344,10 @@ class SweepCheck(Callback):
         claim_default_root(config)  # once the sweep will run: a bad value leaves no empty root behind
         if "joblib" in str(config.hydra.launcher.get("_target_", "")):
             let_the_jobs_stop_first(Path(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:  # (after SweepSummary's: Hydra reverses)
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+            after_the_end(Path(config.hydra.sweep.dir))
 
 
 def check_counts(config: DictConfig) -> None:
