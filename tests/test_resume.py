@@ -321,23 +321,27 @@ def test_a_ctrl_c_in_python_code_that_c_called_still_stops_the_process(tmp_path)
     assert done.stderr == "ganlab: error: SIGINT (Ctrl-C): stopped while starting\n"
 
 
+def run_under_driver(tmp_path, hook: str, *args: str) -> subprocess.CompletedProcess:
+    """train.py ARGS run by a driver that first runs `hook`, Python code that sends a signal at one
+    chosen moment (an exit handler, a profile hook), so that the signal lands there every time."""
+    driver = tmp_path / "driver.py"
+    driver.write_text("import atexit, os, runpy, signal, sys, threading, time\n" + hook
+                      + "sys.argv[0] = sys.argv[1]\ndel sys.argv[1]\nrunpy.run_path(sys.argv[0], run_name='__main__')\n")
+    return subprocess.run([sys.executable, str(driver), str(ROOT / "train.py"), *args], cwd=SCRATCH,
+                          capture_output=True, text=True, timeout=120, start_new_session=True)
+
+
 def test_a_ctrl_c_as_a_finished_run_exits_says_so_in_one_line(tmp_path):
     # Python's own handling raised KeyboardInterrupt in whatever ran next; in an atexit function
     # that printed "Exception ignored in atexit callback" and its traceback, and the exit code was 0.
     # (Inside torch's import, where C++ had called Python, the same interrupt aborted the process.)
     run_dir = tmp_path / "run"
-    ends_slowly = tmp_path / "ends_slowly.py"
-    ends_slowly.write_text(
-        "import atexit, os, runpy, signal, sys, time\n"
-        "def ctrl_c_as_the_process_exits():  # registered first, so it runs after train.py's own\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"
-        "    time.sleep(30)\n"
-        "atexit.register(ctrl_c_as_the_process_exits)\n"
-        "sys.argv[0] = sys.argv[1]\n"
-        "del sys.argv[1]\n"
-        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
-    done = subprocess.run([sys.executable, str(ends_slowly), str(ROOT / "train.py"), *TINY, f"hydra.run.dir={run_dir}"],
-                          cwd=SCRATCH, capture_output=True, text=True, timeout=120)
+    done = run_under_driver(tmp_path,
+                            "def ctrl_c_as_the_process_exits():  # registered first, so it runs after train.py's own\n"
+                            "    os.kill(os.getpid(), signal.SIGINT)\n"
+                            "    time.sleep(30)\n"
+                            "atexit.register(ctrl_c_as_the_process_exits)\n",
+                            *TINY, f"hydra.run.dir={run_dir}")
     assert done.returncode == -signal.SIGINT, done.stderr
     line = f"ganlab: error: SIGINT (Ctrl-C): stopped after the run had finished; its files are in {run_dir}"
     assert done.stderr.strip().splitlines()[-1] == line and "Traceback" not in done.stderr
@@ -385,10 +389,12 @@ def test_ctrl_c_on_a_joblib_sweep_lets_every_job_save_the_slow_one_too(tmp_path,
     assert not any(sweep.rglob(checkpoint.LOCK))
 
 
+JOBLIB_SWEEP = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", *TINY]  # two tiny jobs
+
+
 def test_a_signal_to_a_joblib_sweep_before_any_job_trains_ends_it_with_the_sweeps_line(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=joblib",
-                             "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}"],
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *JOBLIB_SWEEP, f"hydra.sweep.dir={sweep}"],
                             cwd=SCRATCH, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -409,23 +415,16 @@ def test_a_signal_while_the_launcher_builds_a_jobs_config_ends_the_sweep_with_it
     it. The launcher's handler raised SystemExit there; OmegaConf's cleanup then tripped over the
     placeholder, and the sweep ended with "'NoneType' object has no attribute
     '_invalidate_flags_cache'" and exit code 2. This driver sends the signal at that moment."""
-    driver = tmp_path / "signal_mid_config.py"
-    driver.write_text(
-        "import os, runpy, signal, sys\n"
-        "def profile(frame, event, arg):\n"
-        "    if (event == 'call' and frame.f_code.co_name == '_wrap_value_and_set'\n"
-        "            and frame.f_back.f_back.f_code.co_name == 'append'\n"
-        "            and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):  # the sweep's handler is in place\n"
-        "        sys.setprofile(None)\n"
-        "        os.kill(os.getpid(), signal.SIGTERM)\n"
-        "sys.setprofile(profile)\n"
-        "sys.argv[0] = sys.argv[1]\n"
-        "del sys.argv[1]\n"
-        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
     sweep = tmp_path / "sweep"
-    done = subprocess.run([sys.executable, str(driver), str(ROOT / "train.py"), "-m", "hydra/launcher=joblib",
-                           "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}"],
-                          cwd=SCRATCH, capture_output=True, text=True, timeout=120, start_new_session=True)
+    done = run_under_driver(tmp_path,
+                            "def profile(frame, event, arg):\n"
+                            "    if (event == 'call' and frame.f_code.co_name == '_wrap_value_and_set'\n"
+                            "            and frame.f_back.f_back.f_code.co_name == 'append'\n"
+                            "            and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):  # the sweep's handler\n"
+                            "        sys.setprofile(None)\n"
+                            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+                            "sys.setprofile(profile)\n",
+                            *JOBLIB_SWEEP, f"hydra.sweep.dir={sweep}")
     assert done.returncode == 128 + signal.SIGTERM and done.stderr.strip().splitlines() == [
         "ganlab: error: SIGTERM: the sweep stopped (a job in training saved a checkpoint where it could); continue it "
         f"with the same command plus resume=auto hydra.sweep.dir={sweep}"], done.stderr
@@ -435,22 +434,15 @@ def test_a_signal_while_the_launcher_builds_a_jobs_config_ends_the_sweep_with_it
 def test_a_signal_as_a_finished_joblib_sweep_exits_says_so_in_one_line(tmp_path):
     """After the last job and the summary the launcher takes a moment more to exit (loky ends its
     workers). A SIGTERM there raised SystemExit into the interpreter's shutdown: "Exception ignored
-    in: <module 'threading'>", a traceback, and exit code 0 (14 of 30 signals sent 2.5-4.5 s into
-    a tiny sweep). The driver sends it from the same place, threading's exit handlers."""
-    driver = tmp_path / "signal_at_exit.py"
-    driver.write_text(
-        "import os, runpy, signal, sys, threading, time\n"
-        "def signal_as_the_launcher_exits():\n"
-        "    os.kill(os.getpid(), signal.SIGTERM)\n"
-        "    time.sleep(0.1)\n"
-        "threading._register_atexit(signal_as_the_launcher_exits)\n"
-        "sys.argv[0] = sys.argv[1]\n"
-        "del sys.argv[1]\n"
-        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    in: <module 'threading'>", a traceback, and exit code 0 (experiments/README.md, "Signals to a
+    joblib sweep"). The driver sends it from the same place, threading's exit handlers."""
     sweep = tmp_path / "sweep"
-    done = subprocess.run([sys.executable, str(driver), str(ROOT / "train.py"), "-m", "hydra/launcher=joblib",
-                           "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}"],
-                          cwd=SCRATCH, capture_output=True, text=True, timeout=120, start_new_session=True)
+    done = run_under_driver(tmp_path,
+                            "def signal_as_the_launcher_exits():\n"
+                            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+                            "    time.sleep(0.1)\n"
+                            "threading._register_atexit(signal_as_the_launcher_exits)\n",
+                            *JOBLIB_SWEEP, f"hydra.sweep.dir={sweep}")
     assert done.returncode == 128 + signal.SIGTERM and done.stderr.strip().splitlines() == [
         f"ganlab: error: SIGTERM: stopped after the sweep had finished; its files are in {sweep}"], done.stderr
     assert (sweep / "summary.md").exists() and len(list(sweep.glob("*/metrics.json"))) == 2

@@ -249,7 +249,7 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
             time.sleep(0.05)
         if asked:
             time.sleep(LAST_LINE_S)
-        return raise_where_safe(SystemExit(128 + signum), frame)  # joblib starts no further job, and ends the idle workers
+        return raise_where_safe(SystemExit(128 + signum), frame)  # no further job; joblib ends the idle workers
 
     for signum in STOP_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:  # (`python train.py -m ... &` in a script, nohup)
@@ -277,6 +277,20 @@ def raise_where_safe(error: BaseException, frame: FrameType | None) -> None:
     raise error
 
 
+LAST_LINE_S = 0.5  # a job's "checkpoint saved" line comes just after it lets go of its run directory
+
+
+def jobs_training(sweep_dir: Path) -> dict[Path, str]:
+    """The run-directory locks under sweep_dir held by this launcher's workers (its process group;
+    not a stranger that took over the PID of a killed job)."""
+    jobs = {}
+    for lock, owner in holders(sweep_dir).items():
+        with suppress(ProcessLookupError):
+            if os.getpgid(int(owner.split()[1])) == os.getpgid(0):
+                jobs[lock] = owner
+    return jobs
+
+
 def after_the_end(sweep_dir: Path) -> None:
     """Every job has ended and the summary is written; the launcher's exit (loky ending its
     workers) takes a moment more. A signal then raised SystemExit into the interpreter's shutdown:
@@ -294,20 +308,6 @@ def after_the_end(sweep_dir: Path) -> None:
     for signum in STOP_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, finished)
-
-
-LAST_LINE_S = 0.5  # a job's "checkpoint saved" line comes just after it lets go of its run directory
-
-
-def jobs_training(sweep_dir: Path) -> dict[Path, str]:
-    """The run-directory locks under sweep_dir held by this launcher's workers (its process group;
-    not a stranger that took over the PID of a killed job)."""
-    jobs = {}
-    for lock, owner in holders(sweep_dir).items():
-        with suppress(ProcessLookupError):
-            if os.getpgid(int(owner.split()[1])) == os.getpgid(0):
-                jobs[lock] = owner
-    return jobs
 
 
 def claim_default_root(config: DictConfig) -> None:
@@ -332,7 +332,8 @@ class SweepCheck(Callback):
     (check_counts) and, for a grid sweep (Hydra's basic sweeper), compose and validate every job's
     config, so that a bad value in the last job stops the sweep at once instead of after the jobs
     before it have trained (Hydra itself checks only keys and types); then claim its root
-    (claim_default_root), and say what a Ctrl-C leaves."""
+    (claim_default_root), and say what a Ctrl-C leaves; under joblib, take the signals
+    (let_the_jobs_stop_first), and once the sweep has finished, take them as such (after_the_end)."""
 
     BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
