@@ -1,7 +1,7 @@
 """SIGTERM to a joblib sweep's launcher at many moments, this checkout's code against an older
 commit's, counted by how each sweep ended.
 
-    python experiments/signal_a_sweep.py --against COMMIT [--tries 40] [--at seconds|calls]
+    python experiments/signal_a_sweep.py --against COMMIT [--tries 40] [--at seconds|calls] [--show]
 
 --at seconds: the signal comes --first to --last seconds after the sweep wrote multirun.yaml,
 evenly spread (the tiny sweep below ends about 3.5 s after that here). --at calls: it comes from
@@ -72,7 +72,7 @@ def outcome(process: subprocess.Popen, err: str) -> str:
     return f"143, {len(lines)} lines"
 
 
-def ended(process: subprocess.Popen) -> str:
+def ended(process: subprocess.Popen, when: str, show: bool) -> str:
     try:
         _, err = process.communicate(timeout=120)
     finally:
@@ -80,7 +80,10 @@ def ended(process: subprocess.Popen) -> str:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    return outcome(process, err)
+    kind = outcome(process, err)
+    if show and not kind.startswith("143"):
+        print(f"--- {when}: {kind}\n{err[-3000:]}", flush=True)
+    return kind
 
 
 def tries(tree: Path, args: argparse.Namespace) -> collections.Counter:
@@ -94,14 +97,16 @@ def tries(tree: Path, args: argparse.Namespace) -> collections.Counter:
         with tempfile.TemporaryDirectory() as where:
             where = Path(where)
             if args.at == "calls":
-                counts[ended(sweep(tree, where, at_call=1 + (total - 1) * i // max(1, args.tries - 1)))] += 1
+                at_call = 1 + (total - 1) * i // max(1, args.tries - 1)
+                counts[ended(sweep(tree, where, at_call), f"call {at_call} of {total}", args.show)] += 1
                 continue
             process = sweep(tree, where)
             while not (where / "sweep" / "multirun.yaml").exists() and process.poll() is None:
                 time.sleep(0.005)
-            time.sleep(args.first + (args.last - args.first) * i / max(1, args.tries - 1))
+            seconds = args.first + (args.last - args.first) * i / max(1, args.tries - 1)
+            time.sleep(seconds)
             process.send_signal(signal.SIGTERM)
-            counts[ended(process)] += 1
+            counts[ended(process, f"{seconds:.2f} s", args.show)] += 1
     return counts
 
 
@@ -112,6 +117,7 @@ def main() -> None:
     parser.add_argument("--at", choices=["seconds", "calls"], default="seconds")
     parser.add_argument("--first", type=float, default=0.0)
     parser.add_argument("--last", type=float, default=4.5)
+    parser.add_argument("--show", action="store_true", help="print the stderr of each sweep not ended with 143")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as old:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", old, args.against], check=True)

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -266,15 +267,29 @@ def raise_where_safe(error: BaseException, frame: FrameType | None) -> None:
     A sweep's SIGTERM landed there once (Hydra building a job's config): OmegaConf's cleanup then
     failed on the None, and the sweep ended with "'NoneType' object has no attribute
     '_invalidate_flags_cache'" and exit code 2. So there it tries again 10 ms later (SIGALRM),
-    until the launcher is out of OmegaConf."""
+    until the launcher is out of OmegaConf; and so it does where Python swallowed the exception
+    (a finalizer or weakref callback that the signal had interrupted: "Exception ignored in",
+    a traceback, and the sweep went on to the end, exit code 0)."""
+    signal.signal(signal.SIGALRM, lambda signum, later: raise_where_safe(error, later))
+    _stop[:] = [error]
+    sys.unraisablehook = again_if_swallowed
     interrupted = frame
     while interrupted is not None:
         if interrupted.f_code.co_filename.startswith(OMEGACONF):
-            signal.signal(signal.SIGALRM, lambda signum, later: raise_where_safe(error, later))
             signal.setitimer(signal.ITIMER_REAL, 0.01)
             return
         interrupted = interrupted.f_back
     raise error
+
+
+_stop: list[BaseException] = []  # what raise_where_safe raises
+
+
+def again_if_swallowed(unraisable: Any) -> None:
+    if unraisable.exc_value in _stop:
+        signal.setitimer(signal.ITIMER_REAL, 0.01)  # raise_where_safe's SIGALRM handler
+    else:
+        sys.__unraisablehook__(unraisable)
 
 
 LAST_LINE_S = 0.5  # a job's "checkpoint saved" line comes just after it lets go of its run directory
