@@ -105,8 +105,10 @@ def tries(tree: Path, args: argparse.Namespace) -> collections.Counter:
                 time.sleep(0.005)
             seconds = args.first + (args.last - args.first) * i / max(1, args.tries - 1)
             time.sleep(seconds)
-            process.send_signal(signal.SIGTERM)
-            counts[ended(process, f"{seconds:.2f} s", args.show)] += 1
+            late = process.poll() is not None
+            process.send_signal(signal.SIGTERM)  # (Popen sends nothing to a process that has ended)
+            kind = ended(process, f"{seconds:.2f} s", args.show and not late)
+            counts["had ended before the signal" if late else kind] += 1
     return counts
 
 

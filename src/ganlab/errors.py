@@ -163,25 +163,25 @@ def report_ctrl_c(said: str) -> None:
         signal.signal(signal.SIGINT, stop_at_once)
 
 
-_exit_code_at_end: list[int] = []  # exit_at_end's
+_exit_code: list[int] = []  # end_with's
 
 
-def exit_at_end(code: int) -> None:
-    """End the process with `code` once its exit handlers have run: a signal handler's way to set
-    the exit code where a SystemExit raised into the interpreter's shutdown is "Exception ignored"."""
-    if not _exit_code_at_end:
-        _exit_code_at_end.append(code)
+def end_with(code: int) -> None:
+    """The process ends with `code` (a signal handler's, which has said its line), however it
+    ends: a SystemExit raised from the handler can be replaced by another error where it lands,
+    or come in the interpreter's shutdown, where it is only "Exception ignored"."""
+    _exit_code[:] = [code]
 
 
 @atexit.register  # on import, before the libraries register theirs: so it runs after theirs
 def _end_with_the_code_set() -> None:
-    if _exit_code_at_end:
+    if _exit_code:
         if "logging" in sys.modules:  # (its own exit handler, registered before this one, would not run)
             sys.modules["logging"].shutdown()
         for stream in (sys.stdout, sys.stderr):
             with suppress(OSError, ValueError, RuntimeError):
                 stream.flush()
-        os._exit(_exit_code_at_end[0])
+        os._exit(_exit_code[0])
 
 
 def run_reporting_user_errors(main: Callable[[], object]) -> None:
@@ -199,10 +199,12 @@ def run_reporting_user_errors(main: Callable[[], object]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach us instead of Hydra's printer
     try:
         main()
-    except (HydraException, OmegaConfBaseException, UserError) as error:
-        fail(error)
-    except OSError as error:  # Hydra itself could not write the run directory, say
-        if error.filename is None:
-            raise
-        fail(UserError(f"cannot write {error.filename} ({error.strerror}); "
-                       "choose a writable directory with hydra.run.dir=DIR"))
+    except Exception as error:
+        if _exit_code:  # a stop's SystemExit that the code where it landed replaced with an error of its own
+            sys.exit(_exit_code[0])
+        if isinstance(error, (HydraException, OmegaConfBaseException, UserError)):
+            fail(error)
+        if isinstance(error, OSError) and error.filename is not None:  # Hydra could not write the run directory
+            fail(UserError(f"cannot write {error.filename} ({error.strerror}); "
+                           "choose a writable directory with hydra.run.dir=DIR"))
+        raise

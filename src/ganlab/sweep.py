@@ -15,18 +15,17 @@ import time
 from contextlib import suppress
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-import omegaconf
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab import provenance
 from ganlab.checkpoint import holders
 from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, main_metric, validate
-from ganlab.errors import STOP_SIGNALS, exit_at_end, fail, on_ctrl_c, say
+from ganlab.errors import STOP_SIGNALS, end_with, fail, on_ctrl_c, say
 from ganlab.files import write_text
 from ganlab.overrides import as_typed
 from ganlab.summary import markdown_table, mean_and_std, rank_test, welch_interval
@@ -234,11 +233,9 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
     def wait_for_the_jobs(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
         name = signal.Signals(signum).name
-        if len(received) > 1 and signum == signal.SIGINT:
-            return raise_where_safe(KeyboardInterrupt(), frame)  # (errors.report_ctrl_c says what it left)
         if len(received) > 1 or not jobs_training(sweep_dir):  # asked twice; or no job is training yet
             say(f"ganlab: error: {name}: {sweep_stopped(sweep_dir)}\n")
-            return raise_where_safe(SystemExit(128 + signum), frame)  # and joblib kills the jobs
+            stop_the_sweep(128 + signum)  # and joblib kills the jobs
         say(f"ganlab: {name}: the running jobs save a checkpoint and stop "
             f"({'Ctrl-C' if signum == signal.SIGINT else name} again: at once)\n")
         asked: dict[Path, str] = {}
@@ -250,46 +247,38 @@ def let_the_jobs_stop_first(sweep_dir: Path) -> None:
             time.sleep(0.05)
         if asked:
             time.sleep(LAST_LINE_S)
-        return raise_where_safe(SystemExit(128 + signum), frame)  # no further job; joblib ends the idle workers
+        stop_the_sweep(128 + signum)  # no further job; joblib ends the idle workers
 
     for signum in STOP_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:  # (`python train.py -m ... &` in a script, nohup)
             signal.signal(signum, wait_for_the_jobs)
 
 
-OMEGACONF = os.path.dirname(omegaconf.__file__) + os.sep
+def stop_the_sweep(code: int) -> NoReturn:
+    """Raise SystemExit(code) from the launcher's signal handler, so that joblib ends the workers
+    and starts no further job. It lands wherever the launcher was, and it went wrong there in two
+    ways (experiments/README.md, "Signals to a joblib sweep"). Code that cannot take an exception at
+    any point replaced it with an error of its own: OmegaConf's ListConfig.append, while Hydra built
+    a job's config ("'NoneType' object has no attribute '_invalidate_flags_cache'", exit code 2: CI
+    once), and Hydra's config source (UnboundLocalError, exit code 1). And in a finalizer or a
+    weakref callback Python swallowed it ("Exception ignored in"), and the sweep ran on to the end,
+    exit code 0. So the exit code is kept apart (errors.end_with), and a swallowed stop is raised
+    again 10 ms later (SIGALRM)."""
+    stop = SystemExit(code)
 
+    def again(signum: int, frame: FrameType | None) -> None:
+        raise stop
 
-def raise_where_safe(error: BaseException, frame: FrameType | None) -> None:
-    """Raise `error` from a signal handler into the code the signal interrupted, unless that is
-    OmegaConf's, which an exception other than an Exception can leave half-done: ListConfig.append
-    adds a placeholder None, then the item, and takes the None out again on an Exception only.
-    A sweep's SIGTERM landed there once (Hydra building a job's config): OmegaConf's cleanup then
-    failed on the None, and the sweep ended with "'NoneType' object has no attribute
-    '_invalidate_flags_cache'" and exit code 2. So there it tries again 10 ms later (SIGALRM),
-    until the launcher is out of OmegaConf; and so it does where Python swallowed the exception
-    (a finalizer or weakref callback that the signal had interrupted: "Exception ignored in",
-    a traceback, and the sweep went on to the end, exit code 0)."""
-    signal.signal(signal.SIGALRM, lambda signum, later: raise_where_safe(error, later))
-    _stop[:] = [error]
-    sys.unraisablehook = again_if_swallowed
-    interrupted = frame
-    while interrupted is not None:
-        if interrupted.f_code.co_filename.startswith(OMEGACONF):
+    def again_if_swallowed(unraisable: Any) -> None:
+        if unraisable.exc_value is stop:
             signal.setitimer(signal.ITIMER_REAL, 0.01)
-            return
-        interrupted = interrupted.f_back
-    raise error
+        else:
+            sys.__unraisablehook__(unraisable)
 
-
-_stop: list[BaseException] = []  # what raise_where_safe raises
-
-
-def again_if_swallowed(unraisable: Any) -> None:
-    if unraisable.exc_value in _stop:
-        signal.setitimer(signal.ITIMER_REAL, 0.01)  # raise_where_safe's SIGALRM handler
-    else:
-        sys.__unraisablehook__(unraisable)
+    end_with(code)
+    signal.signal(signal.SIGALRM, again)
+    sys.unraisablehook = again_if_swallowed
+    raise stop
 
 
 LAST_LINE_S = 0.5  # a job's "checkpoint saved" line comes just after it lets go of its run directory
@@ -310,7 +299,7 @@ def after_the_end(sweep_dir: Path) -> None:
     """Every job has ended and the summary is written; the launcher's exit (loky ending its
     workers) takes a moment more. A signal then raised SystemExit into the interpreter's shutdown:
     "Exception ignored in: <module 'threading'>", a traceback, and exit code 0. Now the sweep's
-    handler says so in one line and leaves the exit to finish, with 128 + the signal's number."""
+    handler says so in one line and lets the exit finish, with 128 + the signal's number."""
     said = []
 
     def finished(signum: int, frame: FrameType | None) -> None:
@@ -318,7 +307,7 @@ def after_the_end(sweep_dir: Path) -> None:
             said.append(signum)
             say(f"ganlab: error: {signal.Signals(signum).name}: stopped after the sweep had finished; "
                 f"its files are in {sweep_dir}\n")
-            exit_at_end(128 + signum)
+            end_with(128 + signum)
 
     for signum in STOP_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:
