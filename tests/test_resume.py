@@ -413,8 +413,8 @@ def test_a_signal_while_the_launcher_builds_a_jobs_config_ends_the_sweep_with_it
     """The test above failed once in CI: its SIGTERM landed while Hydra built a job's config, inside
     OmegaConf's ListConfig.append, between the placeholder None it adds and the node that replaces
     it. The launcher's handler raised SystemExit there; OmegaConf's cleanup then tripped over the
-    placeholder, and the sweep ended with "'NoneType' object has no attribute
-    '_invalidate_flags_cache'" and exit code 2. This driver sends the signal at that moment."""
+    placeholder, and that error, not the stop, decided how the sweep ended: "'NoneType' object has
+    no attribute '_invalidate_flags_cache'", exit code 2. This driver sends the signal there."""
     sweep = tmp_path / "sweep"
     done = run_under_driver(tmp_path,
                             "def profile(frame, event, arg):\n"
@@ -435,8 +435,8 @@ def test_a_signal_inside_a_finalizer_still_ends_the_sweep(tmp_path):
     """A signal handled inside a finalizer (a __del__, a weakref callback: Python runs them where
     an object is let go of, the garbage collector among them): Python swallows an exception raised
     there ("Exception ignored in"), and the sweep's SystemExit was lost: a traceback, then the
-    sweep ran on to the end, exit code 0. Seen twice in 160 signals (experiments/README.md,
-    "Signals to a joblib sweep"); this driver sends one from a __del__ every time."""
+    sweep ran on to the end, exit code 0 (experiments/README.md, "Signals to a joblib sweep").
+    This driver sends the signal from a __del__, every time."""
     sweep = tmp_path / "sweep"
     done = run_under_driver(tmp_path,
                             "class SignalWhenLetGo:\n"
