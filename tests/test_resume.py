@@ -409,18 +409,24 @@ def test_a_signal_to_a_joblib_sweep_before_any_job_trains_ends_it_with_the_sweep
         f"with the same command plus resume=auto hydra.sweep.dir={sweep}"], err
 
 
-def test_a_signal_while_the_launcher_builds_a_jobs_config_ends_the_sweep_with_its_line(tmp_path):
+@pytest.mark.parametrize("where", [
+    # OmegaConf's ListConfig.append: a placeholder None, then the item, which this call makes
+    "frame.f_code.co_name == '_wrap_value_and_set' and frame.f_back.f_back.f_code.co_name == 'append'",
+    # Hydra's config source: `f = res.open(...)` in a try whose finally closes f
+    "frame.f_code.co_name == 'open' and frame.f_back.f_code.co_name == '_read_config'",
+], ids=["omegaconf", "hydra"])
+def test_a_signal_while_the_launcher_builds_a_jobs_config_ends_the_sweep_with_its_line(tmp_path, where):
     """The test above failed once in CI: its SIGTERM landed while Hydra built a job's config, inside
     OmegaConf's ListConfig.append, between the placeholder None it adds and the node that replaces
     it. The launcher's handler raised SystemExit there; OmegaConf's cleanup then tripped over the
     placeholder, and that error, not the stop, decided how the sweep ended: "'NoneType' object has
-    no attribute '_invalidate_flags_cache'", exit code 2. This driver sends the signal there."""
+    no attribute '_invalidate_flags_cache'", exit code 2. Hydra's config source did the like
+    (UnboundLocalError, exit code 1). The driver sends the signal at those moments."""
     sweep = tmp_path / "sweep"
     done = run_under_driver(tmp_path,
                             "def profile(frame, event, arg):\n"
-                            "    if (event == 'call' and frame.f_code.co_name == '_wrap_value_and_set'\n"
-                            "            and frame.f_back.f_back.f_code.co_name == 'append'\n"
-                            "            and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):  # the sweep's handler\n"
+                            f"    if event == 'call' and {where} \\\n"
+                            "            and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:  # the sweep's handler\n"
                             "        sys.setprofile(None)\n"
                             "        os.kill(os.getpid(), signal.SIGTERM)\n"
                             "sys.setprofile(profile)\n",
