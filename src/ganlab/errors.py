@@ -73,6 +73,13 @@ def say(text: str) -> None:
         pass
 
 
+def flush_output() -> None:
+    """Before a process ends without Python's own exit (os._exit, a signal's default action)."""
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError, RuntimeError):  # (RuntimeError: a handler that interrupted a print)
+            stream.flush()
+
+
 def in_log_files(line: str) -> None:
     """The line that ends a run, in its train.log too (the log's own files, not the console, which
     has the line already): a log read later says how the run ended, and after a terminal closed
@@ -147,12 +154,11 @@ def report_ctrl_c(said: str) -> None:
         for undo in reversed(list(_left_behind.values())):
             with suppress(Exception):
                 undo()
-        with suppress(OSError, ValueError, RuntimeError):  # (RuntimeError: it interrupted a print)
-            sys.stdout.flush()
+        flush_output()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
 
-    def hook(kind, error, traceback) -> None:  # a KeyboardInterrupt raised on purpose (the loop's second signal)
+    def hook(kind, error, traceback) -> None:  # a KeyboardInterrupt raised on purpose that got out (the loop's)
         if issubclass(kind, KeyboardInterrupt) and not full:
             say(f"ganlab: error: SIGINT (Ctrl-C): {_ctrl_c_says[0]}\n")
         else:
@@ -178,9 +184,7 @@ def _end_with_the_code_set() -> None:
     if _exit_code:
         if "logging" in sys.modules:  # (its own exit handler, registered before this one, would not run)
             sys.modules["logging"].shutdown()
-        for stream in (sys.stdout, sys.stderr):
-            with suppress(OSError, ValueError, RuntimeError):
-                stream.flush()
+        flush_output()
         os._exit(_exit_code[0])
 
 
