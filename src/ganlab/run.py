@@ -327,11 +327,15 @@ def compiled_where_it_can(cfg: DictConfig, placement: Placement) -> DictConfig:
     if not cfg.train.compile or placement.device.type != "cpu":
         return cfg
     try:
-        from torch._inductor.cpp_builder import get_cpp_compiler
+        from torch._inductor import cpp_builder
     except ImportError:
         return cfg  # (another torch: compilation reports for itself)
+    # (torch 2.4 has it under a private name; a torch with neither: compilation reports for itself)
+    find_compiler = getattr(cpp_builder, "get_cpp_compiler", getattr(cpp_builder, "_get_cpp_compiler", None))
+    if find_compiler is None:
+        return cfg
     try:
-        get_cpp_compiler()
+        find_compiler()
         return cfg
     except Exception as error:  # noqa: BLE001  torch's InvalidCxxCompiler, or whatever the search met
         log.warning("train.compile=true needs a C++ compiler on a CPU (%s): training without compiling, the same "
