@@ -10,13 +10,20 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from ganlab.config import register_configs
+from ganlab.run import COMPILES_WHOLE
 
 ROOT = Path(__file__).resolve().parents[1]
 register_configs(ROOT / "experiments")
+
+# For a test of what train.compile=true does in a run: under a torch older than run.COMPILES_WHOLE
+# the run trains the plain loop instead (tested on its own).
+compiles_in_a_run = pytest.mark.skipif(torch.__version__ < COMPILES_WHOLE,
+                                       reason=f"train.compile=true trains the plain loop before torch {COMPILES_WHOLE}")
 
 # Small and fast, but a real training run through the real loop, logger and checkpoint code.
 TINY = ["train.iterations=40", "train.batch_size=4", "train.eval_every=20", "train.log_every=10",

@@ -9,14 +9,15 @@ from typing import NamedTuple
 
 import pytest
 import torch
+from torch.torch_version import TorchVersion
 
-from conftest import TINY, compose_cfg, read_events
+from conftest import TINY, compiles_in_a_run, compose_cfg, read_events
 from ganlab import checkpoint, distributed, functional, loop
 from ganlab.config import ConfigError
 from ganlab.distributed import Placement
 from ganlab.models import noise_sampler
 from ganlab.member import build_gan, build_members
-from ganlab.run import train
+from ganlab.run import COMPILES_WHOLE, train
 from ganlab.streams import Together, stream
 from ganlab.summary import collect
 
@@ -123,6 +124,19 @@ def test_the_compiled_iteration_runs_where_torch_cannot_skip_guards(monkeypatch)
     assert_close_runs(plain, compiled)
 
 
+def test_an_older_torch_trains_the_plain_loop_and_says_why(tmp_path, caplog, monkeypatch):
+    # torch 2.4.1's Dynamo broke the fused iteration into many small graphs: the book's 1-D preset
+    # (compiled by its preset) ran 3x slower than the plain loop there.
+    monkeypatch.setattr(torch, "__version__", TorchVersion("2.4.1"))
+    with caplog.at_level("INFO", logger="ganlab"):
+        train(compose_cfg([*TINY, "experiment=seed_normal", "train.population=2"]), run_dir=tmp_path / "run")
+    assert f"train.compile=true needs torch {COMPILES_WHOLE} or later (torch 2.4.1 breaks" in caplog.text
+    assert "compiling the training iteration" not in caplog.text
+    assert "add train.compile=true" not in caplog.text  # (the advice to eager vmap's copies)
+    assert "compile: false" in (tmp_path / "run" / "seed_1" / "config.yaml").read_text()  # what it ran
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["final"]["iteration"] == 40
+
+
 def bfloat16_here(device: str) -> bool:
     return torch.cuda.is_bf16_supported() if device == "cuda" else bool(distributed.cpu_has_native_bfloat16())
 
@@ -152,6 +166,7 @@ def test_amp_on_a_cpu_without_bfloat16_stops_with_one_line(monkeypatch):
         build_gan(compose_cfg(["train.amp=true"]), iterations=10, placement=Placement(torch.device("cpu")))
 
 
+@compiles_in_a_run
 def test_a_compiled_run_says_that_it_compiles_and_how_long_it_took(tmp_path, caplog):
     with caplog.at_level("INFO", logger="ganlab"):
         train(compose_cfg([*TINY, "train.iterations=2", "train.compile=true"]), run_dir=tmp_path)
@@ -160,6 +175,7 @@ def test_a_compiled_run_says_that_it_compiles_and_how_long_it_took(tmp_path, cap
     assert seconds == pytest.approx(json.loads((tmp_path / "timing.json").read_text())["first_iteration_s"], abs=0.05)
 
 
+@compiles_in_a_run
 def test_without_a_cpp_compiler_a_compiled_run_trains_the_plain_loop_and_says_so(tmp_path, caplog, monkeypatch):
     # A machine without g++ (a slim container): Inductor cannot build CPU kernels, and the first
     # iteration ended in its traceback, the book's 1-D preset (compiled by its preset) among them.
@@ -195,7 +211,8 @@ def test_a_population_is_k_single_runs_each_its_own_tensorboard_run(tmp_path, ca
     population = tmp_path / "population"
     with caplog.at_level(logging.INFO, logger="ganlab"):
         train(compose_cfg([*TINY, "train.population=3", "seed=5"]), run_dir=population)
-    assert "add train.compile=true" in caplog.text  # eager vmap: the user hears of the faster way
+    # eager vmap: the user hears of the faster way, where this torch has it
+    assert ("add train.compile=true" in caplog.text) == (torch.__version__ >= COMPILES_WHOLE)
     for seed in (5, 6, 7):
         single = tmp_path / f"single_{seed}"
         train(compose_cfg([*TINY, f"seed={seed}"]), run_dir=single)

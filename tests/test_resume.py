@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, SCRATCH, TINY, compose_cfg, read_events, run_cli
+from conftest import ROOT, SCRATCH, TINY, compiles_in_a_run, compose_cfg, read_events, run_cli
 from ganlab import checkpoint
 from ganlab.checkpoint import CheckpointError
 from ganlab.errors import UserError
@@ -236,6 +236,7 @@ def test_a_signal_saves_a_checkpoint_and_the_run_resumes_identically(tmp_path, s
     assert steps(run_dir, "loss/d") == steps(reference, "loss/d")
 
 
+@compiles_in_a_run  # (its whole run is stopped while it compiles)
 def test_a_second_signal_stops_at_once(tmp_path):
     from ganlab.run import SAME_REQUEST_S, stop_requests
 

@@ -253,7 +253,7 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
     if first.t.compile:  # otherwise a silent wait
         log.info("compiling the training iteration (train.compile=true): about 20-50 s the first time on a "
                  "machine, a few seconds once PyTorch's on-disk cache holds it")
-    elif not single:  # eager vmap pays its batching rules on every operation, every iteration
+    elif not single and why_not_compile(placement) is None:  # eager vmap pays its batching rules on every operation
         log.info("the %d copies run eagerly under vmap; add train.compile=true to run them 1.8-2.6x faster "
                  "(the 1-D recipes on 2 cores, compilation included; experiments/README.md)", len(members))
     startup_s = process_age()  # from `python train.py` to here, the first iteration
@@ -319,31 +319,46 @@ def already_ended(cfg: DictConfig, members: list[Member], left_out: list[int], r
     return population_metric(cfg, [m.history[-1] for m in members])
 
 
+# The first torch whose Dynamo traces the fused iteration (torch.func's grad over functional_call)
+# as one graph. torch 2.4.1 broke it into many small graphs, and the book's 1-D recipe ran 3x
+# slower compiled than plain (3.1 against 1.45 ms an iteration); 2.5.1 and later compile it whole.
+COMPILES_WHOLE = "2.5"
+
+
 def compiled_where_it_can(cfg: DictConfig, placement: Placement) -> DictConfig:
-    """cfg, less train.compile where this machine cannot compile: on a CPU, Inductor builds its
-    kernels with a C++ compiler, and without one (a slim container, say) the first iteration
-    failed with Inductor's traceback, the book's 1-D preset among them. The plain loop runs the
-    same arithmetic instead, slower, and the log says so."""
-    if not cfg.train.compile or placement.device.type != "cpu":
+    """cfg, less train.compile where compiling cannot work or pay, the book's 1-D preset among
+    the runs it would have slowed or stopped: the plain loop runs the same arithmetic instead,
+    and the log says why."""
+    if not cfg.train.compile or (why := why_not_compile(placement)) is None:
         return cfg
-    try:
-        from torch._inductor import cpp_builder
-    except ImportError:
-        return cfg  # (another torch: compilation reports for itself)
-    # (torch 2.4 has it under a private name; a torch with neither: compilation reports for itself)
-    find_compiler = getattr(cpp_builder, "get_cpp_compiler", getattr(cpp_builder, "_get_cpp_compiler", None))
-    if find_compiler is None:
-        return cfg
-    try:
-        find_compiler()
-        return cfg
-    except Exception as error:  # noqa: BLE001  torch's InvalidCxxCompiler, or whatever the search met
-        log.warning("train.compile=true needs a C++ compiler on a CPU (%s): training without compiling, the same "
-                    "arithmetic, slower; install g++ or clang++ (or point CXX at one) to compile",
-                    str(error).splitlines()[0])
+    problem, fix = why
+    log.warning("%s: training without compiling, the same arithmetic; %s", problem, fix)
     cfg = cfg.copy()
     cfg.train.compile = False
     return cfg
+
+
+def why_not_compile(placement: Placement) -> tuple[str, str] | None:
+    """An older torch (COMPILES_WHOLE), or a CPU without a C++ compiler (a slim container, say),
+    where Inductor cannot build its kernels and the first iteration failed with its traceback."""
+    if torch.__version__ < COMPILES_WHOLE:
+        return (f"train.compile=true needs torch {COMPILES_WHOLE} or later (torch {torch.__version__} breaks the "
+                "iteration into many small compiled graphs, slower than the plain loop)", "upgrade torch to compile")
+    if placement.device.type != "cpu":
+        return None
+    try:
+        from torch._inductor import cpp_builder
+    except ImportError:
+        return None  # (another torch: compilation reports for itself)
+    # (torch 2.4 has it under a private name; a torch with neither: compilation reports for itself)
+    find_compiler = getattr(cpp_builder, "get_cpp_compiler", getattr(cpp_builder, "_get_cpp_compiler", None))
+    try:
+        if find_compiler is not None:
+            find_compiler()
+        return None
+    except Exception as error:  # noqa: BLE001  torch's InvalidCxxCompiler, or whatever the search met
+        return (f"train.compile=true needs a C++ compiler on a CPU ({str(error).splitlines()[0]})",
+                "install g++ or clang++ (or point CXX at one) to compile")
 
 
 def resolve_resume(cfg: DictConfig, run_dir: Path | None) -> tuple[DictConfig, Path]:

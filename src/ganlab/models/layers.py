@@ -59,5 +59,9 @@ class UpsampleConv2d(nn.Conv2d):
         # weight (o, i, y, x) -> (o, row parity a, column parity b, i, small y, small x)
         small = torch.einsum("apy,oiyx,bqx->oabipq", self.fold, self.weight, self.fold)
         weight = small.reshape(-1, *small.shape[3:])
-        bias = self.bias.repeat_interleave(4) if self.bias is not None else None
+        bias = None
+        if self.bias is not None:  # each channel's bias once for each of its four parities
+            # (+ 0: a new tensor, not a view: Inductor in torch 2.4 and 2.6 could not compile a
+            # convolution whose bias is a reshaped view, and train.compile=true failed on this layer)
+            bias = self.bias.repeat_interleave(4) + 0
         return F.pixel_shuffle(F.conv2d(x, weight, bias, padding=self.fold.shape[1] // 2), 2)
