@@ -321,7 +321,7 @@ def already_ended(cfg: DictConfig, members: list[Member], left_out: list[int], r
 
 # The first torch whose Dynamo traces the fused iteration (torch.func's grad over functional_call)
 # as one graph. torch 2.4.1 broke it into many small graphs, and the book's 1-D recipe ran 3x
-# slower compiled than plain (3.1 against 1.45 ms an iteration); 2.5.1 and later compile it whole.
+# slower compiled than plain (3.1-3.3 against 1.5 ms an iteration); 2.5.1 and later compile it whole.
 COMPILES_WHOLE = "2.5"
 
 
