@@ -42,9 +42,10 @@ SCRATCH = Path(tempfile.mkdtemp(prefix="ganlab-tests-"))
 atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 
 
-def run_cli(*args: str, script: str = "train.py", cwd: Path = SCRATCH, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, script: str = "train.py", cwd: Path = SCRATCH, timeout: int = 300,
+            env: dict | None = None) -> subprocess.CompletedProcess:
     """Run train.py (or generate.py) as a user would, in a subprocess."""
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd,
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -70,8 +70,8 @@ BAD_COMMAND_LINES = [
     (["optimizer.d.lr=-1"], "optimizer.d.lr"),
     (["train.iterations=many"], "train.iterations"),
     (["optimizer=sgd_nesterov", "optimizer.d.momentum=0"], "optimizer.d.momentum"),
-    (["optimizer=rmsprop"], "optimizer/rmsprop"),
-    (["experiment=nope"], "experiment/nope"),
+    (["optimizer=rmsprop"], "optimizer=rmsprop is not a known choice; use one of adam, adam_dcgan,"),
+    (["experiment=nope"], "experiment=nope is not a known choice; use one of mnist_cpu, seed_mnist, seed_normal"),
     (["dataset=mnist", "train.iterations=60", "train.epochs=3"], "train.epochs"),
     # a key the schema lacks: the options nearest to it, not Hydra's advice to add it with +
     (["train.iteration=5"], "train.iteration is not an option of train; did you mean train.iterations?"),

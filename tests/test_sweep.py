@@ -216,6 +216,26 @@ def test_a_sweep_told_to_run_nothing_says_so_in_one_line(tmp_path, count, fix):
     assert not (tmp_path / "multirun").exists()
 
 
+@pytest.mark.parametrize("args,plugin,extra", [
+    (["hparams_search=normal_optuna"], "hydra/sweeper=optuna comes from Hydra's plugin hydra-optuna-sweeper", "sweep"),
+    (["-m", "hydra/launcher=joblib", "seed=0,1"], "hydra/launcher=joblib comes from Hydra's plugin hydra-joblib-launcher",
+     "sweep"),
+    (["-m", "hydra/launcher=submitit_slurm", "seed=0"], "hydra-submitit-launcher", "cluster"),
+], ids=["optuna", "joblib", "submitit"])
+def test_a_plugin_that_is_not_installed_says_which_extra_installs_it(tmp_path, args, plugin, extra):
+    """`pip install -e .` without the extras: Hydra finds no such config and says only that."""
+    hidden = tmp_path / "no_plugins" / "hydra_plugins"  # a regular package ahead of the installed
+    hidden.mkdir(parents=True)                           # namespace package hides every plugin
+    (hidden / "__init__.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(hidden.parent), os.environ.get("PYTHONPATH")]))}
+    result = run_cli(*args, *SWEEP_TINY, cwd=tmp_path, env=env, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("ganlab: error: ") and plugin in lines[0]
+    assert lines[0].endswith(f'which is not installed; install it with ganlab\'s {extra} extra: pip install -e ".[{extra}]"')
+    assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()
+
+
 @pytest.mark.parametrize("copies", [[], ["train.population=2"]])
 def test_optimized_metric_is_returned_to_the_optuna_sweeper(tmp_path, copies):
     """A trial that is a population returns its copies' mean: a search less led by lucky seeds."""

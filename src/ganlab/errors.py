@@ -27,15 +27,37 @@ class Diverged(UserError):
     """A loss became NaN or infinite."""
 
 
+# Hydra's plugins that ganlab's extras install (pyproject), by the config each adds: without the
+# plugin Hydra says only "Could not find 'hydra/launcher/joblib'".
+PLUGINS = {
+    "hydra/launcher/joblib": ("hydra-joblib-launcher", "sweep"),
+    "hydra/sweeper/optuna": ("hydra-optuna-sweeper", "sweep"),
+    "hydra/launcher/submitit_local": ("hydra-submitit-launcher", "cluster"),
+    "hydra/launcher/submitit_slurm": ("hydra-submitit-launcher", "cluster"),
+}
+
+
+def plugin_missing(config: str) -> str:
+    group, name = config.rsplit("/", 1)
+    package, extra = PLUGINS[config]
+    return (f"{group}={name} comes from Hydra's plugin {package}, which is not installed; install it with "
+            f"ganlab's {extra} extra: pip install -e \".[{extra}]\"")
+
+
 _NOISE = ("full_key:", "reference_type", "object_type", "Set the environment variable",
           "Config search path", "provider=")
 
 
 def one_line(error: BaseException) -> str:
     """The message and its cause, without OmegaConf's key/type dump, joined into one line."""
-    from hydra.errors import HydraException, OverrideParseException
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigAttributeError
 
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file in PLUGINS:
+        return plugin_missing(error.missing_cfg_file)
+    if isinstance(error, MissingConfigException) and error.options and "/" in (error.missing_cfg_file or ""):
+        group, name = error.missing_cfg_file.rsplit("/", 1)  # a config group's option that does not exist
+        return f"{group}={name} is not a known choice; use one of {', '.join(error.options)}"
     if isinstance(error, OverrideParseException):
         from ganlab.overrides import unreadable
 
