@@ -49,6 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ganlab import loop, provenance
 from ganlab.config import register_configs
 from ganlab.distributed import Placement, cpu_has_native_bfloat16
+from ganlab.errors import one_line
 from ganlab.losses import build_loss
 from ganlab.memory import keep_freed_memory
 from ganlab.models import build_models, keras_init, sample_noise
@@ -114,8 +115,7 @@ def compose_config(overrides: list[str], tensorboard: bool = False):
             return compose("train", overrides=[*overrides, "train.progress=false",
                                                f"logger.tensorboard={str(tensorboard).lower()}"])
     except (HydraException, OmegaConfBaseException) as error:
-        cause = f" ({str(error.__cause__).splitlines()[0]})" if error.__cause__ else ""  # e.g. which type it wants
-        print(f"{Path(sys.argv[0]).name}: {str(error).splitlines()[0]}{cause}", file=sys.stderr)
+        print(f"{Path(sys.argv[0]).name}: error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -50,6 +50,9 @@ def row(run_dir: Path, root: Path, seed: int) -> dict:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit()
     if len(sys.argv) not in (2, 3) or len(sys.argv) == 3 and not sys.argv[2].isdigit():
         sys.exit("usage: python experiments/best_vs_last.py RUNS_DIR [SEED]  (RUNS_DIR: a run, population or sweep)")
     if not Path(sys.argv[1]).is_dir():

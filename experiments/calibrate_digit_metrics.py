@@ -6,6 +6,8 @@ The reference set is 2,000 random digits of the shipped subset, as in a training
 evaluation (seed 0); every row is compared with it.
 """
 
+import sys
+
 import torch
 
 from ganlab.data.mnist import MnistSampler, load_mnist
@@ -37,4 +39,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:]:  # it takes no arguments: -h, --help or anything else gets this
+        print(__doc__.strip())
+        sys.exit()
     main()

@@ -64,6 +64,9 @@ def differences(a: dict, b: dict) -> str:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit()
     if len(sys.argv) != 3:
         sys.exit("usage: python experiments/compare.py RUNS_A RUNS_B  (each: one setting's runs with different seeds)")
     a_spec, b_spec = sys.argv[1:]

@@ -49,4 +49,7 @@ def main(overrides: list[str], iterations: int = 5, rows: int = 25) -> None:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit()
     main(sys.argv[1:])

@@ -54,6 +54,9 @@ def main(run_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit()
     if len(sys.argv) != 2 or not (Path(sys.argv[1]) / "checkpoints").is_dir():
         sys.exit("usage: python experiments/recalibrate_batchnorm.py RUN_DIR  (an MNIST run)")
     main(Path(sys.argv[1]))

@@ -9,6 +9,9 @@ from pathlib import Path
 from ganlab.summary import collect, markdown
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit()
     if len(sys.argv) != 2:
         sys.exit("usage: python experiments/summarize.py RUNS_DIR")
     if not Path(sys.argv[1]).is_dir():

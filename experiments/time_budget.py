@@ -60,4 +60,7 @@ def main(overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit()
     main(sys.argv[1:])

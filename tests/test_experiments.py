@@ -70,14 +70,27 @@ def test_ab_config_times_two_settings_in_alternating_rounds():
     assert float(ratio.split(": ")[1].split()[0]) > 0
     bad = run_cli("--b", "train.amp=maybe", script="experiments/ab_config.py", timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
-        "ab_config.py: Error merging override train.amp=maybe")
+        "ab_config.py: error: Error merging override train.amp=maybe")
 
 
 def test_experiment_scripts_answer_a_bad_override_with_one_line_that_says_why():
-    result = run_cli("train.compile=maybe", script="experiments/profile_step.py", timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [
-        "profile_step.py: Error merging override train.compile=maybe (Value 'maybe' is not a valid bool (type str))"]
+    """The same line as train.py's for the same override."""
+    for override, line in [("train.compile=maybe", "Error merging override train.compile=maybe Value 'maybe' is "
+                                                   "not a valid bool (type str)"),
+                           ("optimizer=adamw", "optimizer=adamw is not a known choice; use one of adam, adam_dcgan, "
+                                               "adam_fast, mnist, normal, sgd_nesterov")]:
+        result = run_cli(override, script="experiments/profile_step.py", timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [f"profile_step.py: error: {line}"]
+
+
+@pytest.mark.parametrize("script", ["best_vs_last", "summarize", "compare", "recalibrate_batchnorm", "profile_step",
+                                    "time_budget", "calibrate_digit_metrics"])
+def test_experiment_scripts_without_argparse_answer_help_with_their_docstring(script):
+    """Not as a directory named --help, an override Hydra cannot read, or a run of the script."""
+    result = run_cli("--help", script=f"experiments/{script}.py", timeout=120)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.splitlines()[2].strip().startswith(f"python experiments/{script}.py")
 
 
 def test_best_vs_last_scores_every_runs_checkpoints_again(train_tiny, tmp_path):
