@@ -326,6 +326,10 @@ def test_generate_help_unwritable_out_and_too_many_samples(train_tiny, tmp_path,
     result = run_cli(f"run={tmp_path / 'n'}", f"out={folder}", script="generate.py")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["samples.npy", "samples.png"]
+    # out= a folder that does not exist yet, ending in /: made, and the files go into it
+    result = run_cli(f"run={tmp_path / 'n'}", f"out={tmp_path / 'new' / 'folder'}/", script="generate.py")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "new" / "folder").iterdir()) == ["samples.npy", "samples.png"]
     # More samples than memory holds: the allocator's error ended in a traceback
     for too_many in ("num_samples=10000000000000", "walk=10000000000000"):
         result = run_cli(f"run={tmp_path / 'n'}", too_many, f"out={tmp_path / 'too_many'}", script="generate.py")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ class GenerateConfig:
     run: str = MISSING  # a run directory written by train.py
     num_samples: int = 64
     seed: int = 0
-    out: str = "samples"  # writes OUT.npy and OUT.png (OUT a folder: OUT/samples.npy and .png)
+    out: str = "samples"  # writes OUT.npy and OUT.png (OUT a folder, or ending in /: OUT/samples.npy and .png)
     # last (the end of training) | best (the best evaluation: train.keep_best) | iter_N (a numbered
     # checkpoint train.keep_checkpoints kept: G as it was at iteration N)
     checkpoint: str = "last"
@@ -144,8 +145,8 @@ def generate(args: GenerateConfig) -> tuple[Path, Path, str]:
             raise
         raise ConfigError(f"{too_big}; ask for fewer samples (num_samples=, walk=)") from None
     out = Path(args.out)
-    if out.is_dir():  # out=DIR: DIR/samples.npy and .png, not DIR.npy beside it
-        out = out / GenerateConfig.out
+    if out.is_dir() or args.out.endswith(("/", os.sep)):  # out=DIR or out=NEW_DIR/: DIR/samples.npy and .png,
+        out = out / GenerateConfig.out                     # not DIR.npy beside it
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with written_whole(out.with_suffix(".npy")) as f:
@@ -169,7 +170,8 @@ Samples from a run written by train.py (its averaged G where it kept one), at th
 training (checkpoint=last), at its best evaluation (checkpoint=best) or at iteration N
 (checkpoint=iter_N, one of the numbered checkpoints the run kept), and writes OUT.npy
 (MNIST: uint8 N x 28 x 28; normal: float32 N values) and OUT.png (a grid of the first 1,024
-digits, or the samples' histogram against the target). Same run, same seed, same samples.
+digits, or the samples' histogram against the target); OUT a folder, or ending in /: OUT/samples.npy
+and .png. Same run, same seed, same samples.
 
 walk=STEPS: a walk through G's noise in STEPS steps instead. Digits: num_samples walks, each from
 one noise vector to another; OUT.npy is num_samples x STEPS x 28 x 28, OUT.png a row a walk
