@@ -24,6 +24,10 @@
 # installs (`pip show NAME`); there,
 # `pip install --no-deps --target DIR W/*.whl` and EXTRA_PYTHONPATH=DIR.
 set -u
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -u/{/^set -u/d;s/^# \{0,1\}//;p}' "$0"
+  exit 0
+fi
 out=${1:-${OUT:-/tmp/gpu_check}}
 runs=$(mktemp -d)
 mkdir -p "$out"
