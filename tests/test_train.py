@@ -8,8 +8,9 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, TINY, read_events, run_cli
+from conftest import ROOT, TINY, compose_cfg, read_events, run_cli
 from ganlab import checkpoint
+from ganlab.config import validate
 
 SCALARS = {"loss/d", "loss/g", "d_out/real", "d_out/fake",
            "eval/mean", "eval/std", "eval/ks", "eval/w1"}
@@ -91,6 +92,28 @@ def test_train_py_runs_from_the_command_line(tmp_path):
     shown = run_cli(*TINY, "seed=1", f"hydra.run.dir={tmp_path}", "--cfg", "job")
     assert shown.returncode == 0 and "seed: 1" in shown.stdout, shown.stderr
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == kept
+
+
+@pytest.mark.parametrize("preset", ["dataset=normal", "dataset=mnist", "experiment=seed_normal",
+                                    "experiment=seed_mnist", "experiment=mnist_cpu"])
+def test_debug_fast_shortens_any_recipe_or_preset(preset):
+    t = compose_cfg([preset, "debug=fast"]).train
+    assert (t.iterations, t.epochs, t.eval_every, t.eval_every_epochs, t.checkpoint_every) == (6, 0, 3, 0, 3)
+    validate(compose_cfg(["debug=fast", preset]))  # the order on the command line does not matter
+
+
+def test_debug_fast_runs_every_periodic_step_in_seconds(tmp_path):
+    """The book's MNIST program (100 epochs) as a user checks it before the long run."""
+    result = run_cli("debug=fast", "experiment=seed_mnist", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    history = json.loads((tmp_path / "metrics.json").read_text())["history"]
+    assert [h["iteration"] for h in history] == [3, 6]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best.pt", "iter_00000003.pt", "iter_00000006.pt", "last.pt"]
+    events = read_events(tmp_path)
+    assert [e.step for e in events.Scalars("loss/d")] == [1, 2, 3, 4, 5, 6]
+    assert [e.step for e in events.Images("samples")] == [3, 6]
+    assert (tmp_path / "generator.pt").exists() and len((tmp_path / "losses.csv").read_text().splitlines()) == 7
 
 
 @pytest.mark.parametrize("triton_loaded", [False, True])
