@@ -37,11 +37,15 @@ PLUGINS = {
 }
 
 
-def plugin_missing(config: str) -> str:
+def no_such_choice(config: str, options: list[str]) -> str:
+    """A config group's option Hydra cannot find (config: 'group/name'): a plugin that is not
+    installed, or a name that does not exist."""
     group, name = config.rsplit("/", 1)
-    package, extra = PLUGINS[config]
-    return (f"{group}={name} comes from Hydra's plugin {package}, which is not installed; install it with "
-            f"ganlab's {extra} extra: pip install -e \".[{extra}]\"")
+    if config in PLUGINS:
+        package, extra = PLUGINS[config]
+        return (f"{group}={name} comes from Hydra's plugin {package}, which is not installed; install it with "
+                f"ganlab's {extra} extra: pip install -e \".[{extra}]\"")
+    return f"{group}={name} is not a known choice; use one of {', '.join(options)}"
 
 
 _NOISE = ("full_key:", "reference_type", "object_type", "Set the environment variable",
@@ -53,11 +57,8 @@ def one_line(error: BaseException) -> str:
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigAttributeError
 
-    if isinstance(error, MissingConfigException) and error.missing_cfg_file in PLUGINS:
-        return plugin_missing(error.missing_cfg_file)
     if isinstance(error, MissingConfigException) and error.options and "/" in (error.missing_cfg_file or ""):
-        group, name = error.missing_cfg_file.rsplit("/", 1)  # a config group's option that does not exist
-        return f"{group}={name} is not a known choice; use one of {', '.join(error.options)}"
+        return no_such_choice(error.missing_cfg_file, error.options)
     if isinstance(error, OverrideParseException):
         from ganlab.overrides import unreadable
 
