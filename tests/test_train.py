@@ -94,6 +94,20 @@ def test_train_py_runs_from_the_command_line(tmp_path):
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == kept
 
 
+def test_a_run_and_a_sweep_work_without_posix_only_signals(tmp_path):
+    # Windows has no SIGHUP, SIGALRM or setitimer: ganlab failed to import there (errors.STOP_SIGNALS)
+    without = ("import runpy, signal, sys\n"
+               "for name in ('SIGHUP', 'SIGALRM', 'setitimer', 'ITIMER_REAL'):\n"
+               "    delattr(signal, name)\n"
+               f"sys.argv[0] = {str(ROOT / 'train.py')!r}\n"
+               "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    for args in ([f"hydra.run.dir={tmp_path / 'run'}"], ["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]):
+        result = subprocess.run([sys.executable, "-c", without, *args, *TINY], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "sweep" / "summary.md").exists()
+
+
 @pytest.mark.parametrize("preset", ["dataset=normal", "dataset=mnist", "experiment=seed_normal",
                                     "experiment=seed_mnist", "experiment=mnist_cpu"])
 def test_debug_fast_shortens_any_recipe_or_preset(preset):

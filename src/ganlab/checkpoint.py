@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import shutil
 import socket
 import zipfile
 from contextlib import contextmanager, suppress
@@ -15,7 +16,7 @@ from typing import Any, Iterator
 
 from ganlab.config import remove_if_empty
 from ganlab.errors import UserError, done, undo_if_stopped
-from ganlab.files import temporary
+from ganlab.files import temporary, written_whole
 from ganlab.overrides import as_typed
 
 LAST = "last.pt"
@@ -59,7 +60,7 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0, name: str
             if keep > 0:
                 numbered = directory / numbered_name(state["iteration"])
                 numbered.unlink(missing_ok=True)
-                os.link(tmp, numbered)  # same bytes, no second write
+                link_or_copy(tmp, numbered)
                 for old in sorted(directory.glob("iter_*.pt"))[:-keep]:
                     old.unlink()
             os.replace(tmp, directory / name)
@@ -68,6 +69,16 @@ def save_atomic(state: dict[str, Any], directory: Path, keep: int = 0, name: str
             raise CheckpointError(f"could not write a checkpoint to {directory} ({error.strerror}); {before}; "
                                   "free space or fix permissions") from None
     return directory / name
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """`target` as a second name for `source`'s bytes, which are not written twice; a copy, whole
+    or none, where the file system has no hard links (FAT and exFAT drives, some network shares)."""
+    try:
+        os.link(source, target)
+    except OSError:  # (if the copy fails too, for want of room say, save_atomic reports it)
+        with open(source, "rb") as original, written_whole(target) as copy:
+            shutil.copyfileobj(original, copy)
 
 
 def numbered_name(iteration: int) -> str:
@@ -160,6 +171,9 @@ def holders(root: Path) -> dict[Path, str]:
 
 
 def alive(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs (a lock of one that does not is stale)."""
+    if os.name == "nt":
+        return alive_on_windows(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -167,6 +181,32 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
+
+
+def alive_on_windows(pid: int) -> bool:
+    """os.kill(pid, 0) is no probe on Windows: 0 is CTRL_C_EVENT there, a Ctrl-C sent to a process
+    group. Ask for the process's exit code instead. Where it cannot be had, the process counts as
+    alive, and the "in use" message says which lock to remove. (Not run on Windows by our tests.)"""
+    import ctypes
+    from ctypes import wintypes
+
+    still_active, no_such_process, query_limited_information = 259, 87, 0x1000
+    try:
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        kernel32.OpenProcess.restype = wintypes.HANDLE
+        kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+        kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+        kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
+        handle = kernel32.OpenProcess(query_limited_information, False, pid)
+        if not handle:
+            return ctypes.get_last_error() != no_such_process  # (access denied: someone else's process)
+        try:
+            code = wintypes.DWORD()
+            return not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value == still_active
+        finally:
+            kernel32.CloseHandle(handle)
+    except (OSError, AttributeError, ValueError):
+        return True
 
 
 def take_lock(run_dir: Path) -> Path:

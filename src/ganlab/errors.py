@@ -13,8 +13,8 @@ from typing import Callable, NoReturn
 
 
 # The signals that ask a run to save a checkpoint and stop (run.stop_requests), and a joblib
-# sweep's launcher to let its jobs do so (sweep.let_the_jobs_stop_first).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# sweep's launcher to let its jobs do so (sweep.let_the_jobs_stop_first). Windows has no SIGHUP.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class UserError(Exception):

@@ -347,7 +347,7 @@ class SweepCheck(Callback):
         if config.hydra.sweeper.get("_target_") == self.BASIC:  # (Optuna and others choose values as they go)
             check_every_job(config)
         claim_default_root(config)  # once the sweep will run: a bad value leaves no empty root behind
-        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")) and os.name == "posix":  # (process groups, SIGALRM)
             let_the_jobs_stop_first(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:  # (after SweepSummary's: Hydra reverses)
