@@ -95,6 +95,7 @@ def test_sweep_job_names_stay_readable_and_short():
     from ganlab.config import job_dirname
 
     assert job_dirname("optimizer.d.lr=0.0011701414134690253,seed=1") == "optimizer.d.lr=0.00117,seed=1"
+    assert job_dirname("dataset.root=/data/mnist,seed=0") == "dataset.root=_data_mnist,seed=0"  # one folder, not four
     long = job_dirname("train.iterations=1000," * 20)
     assert len(long) == 150 and long != job_dirname("train.iterations=1001," * 20)
 

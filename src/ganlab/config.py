@@ -178,8 +178,10 @@ class RunConfig:
 
 def job_dirname(overrides: str, limit: int = 150) -> str:
     """A sweep job's directory name from its overrides: floats (as Optuna proposes them) to 4
-    significant digits, and a name too long for the file system cut and made unique by a hash."""
+    significant digits, a path's separators as `_` (a sweep over dataset.root made a folder for
+    each part of the path), and a name too long for the file system cut and made unique by a hash."""
     short = re.sub(r"(?<==)-?\d+\.\d+(e-?\d+)?\b", lambda m: f"{float(m.group(0)):.4g}", overrides)
+    short = short.replace("/", "_").replace("\\", "_")
     if len(short) > limit:
         short = short[: limit - 9] + "~" + hashlib.sha1(overrides.encode()).hexdigest()[:8]
     return short
