@@ -257,14 +257,16 @@ def test_many_digits_go_to_the_npy_and_the_first_1024_to_the_picture(train_tiny,
 
 
 def test_a_1d_walk_is_gs_map_from_its_noise_next_to_the_targets_quantiles(train_tiny, tmp_path):
-    run_dir = train_tiny(name="n")
-    generate_main([f"run={run_dir}", "walk=50", f"out={tmp_path / 'map'}"])
+    run_dir = train_tiny(name="ラン 1")  # named in the picture's title, which the bitmap font cannot draw whole
+    generate_main([f"run='{run_dir}'", "walk=50", f"out={tmp_path / 'map'}"])
     u, x = np.load(tmp_path / "map.npy")
     assert np.allclose(u, (np.arange(50) + 0.5) / 50)
     _, G = load_generator(run_dir)
     with torch.inference_mode():
         torch.testing.assert_close(torch.from_numpy(x), G(torch.from_numpy(u)[None]).flatten())
     assert Image.open(tmp_path / "map.png").size == (640, 400)
+    generate_main([f"run='{run_dir}'", "num_samples=500", f"out={tmp_path / 'samples'}"])  # its histogram
+    assert Image.open(tmp_path / "samples.png").size == (640, 400)
 
 
 def test_recalibrate_batchnorm_scores_both_generators_as_the_run_did(train_tiny):

@@ -31,10 +31,17 @@ def _canvas(size: tuple[int, int]):
     return img, draw
 
 
+def drawable(text: str) -> str:
+    """`text` with `?` for what the bitmap font has no glyph for (it knows Latin-1 only, and
+    Pillow raised UnicodeEncodeError on the rest: a run directory named in Japanese, say)."""
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
 def _labels(draw: ImageDraw.ImageDraw, size: tuple[int, int], lo: float, hi: float, title: str,
             names: list[str]) -> None:
     """x ticks from lo to hi, the title and a legend (the series' colours are palette indices 2,
     3, ...), drawn over the curves."""
+    title, names = drawable(title), [drawable(name) for name in names]
     width, height = size
     left, right, top, bottom = MARGINS
     plot_w = width - left - right
