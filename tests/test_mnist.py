@@ -88,6 +88,15 @@ def corrupt(root, images, labels, case):
     return name
 
 
+
+@pytest.mark.parametrize("length", [["train.epochs=1"], ["train.epochs=0", "train.eval_every_epochs=0"]],
+                         ids=["epochs", "iterations"])
+def test_a_batch_larger_than_the_data_is_one_line_however_the_length_is_given(train_tiny, length):
+    # Counted in iterations (debug=fast, say), it ended in a RuntimeError traceback from the data stream
+    with pytest.raises(ConfigError, match=r"^train.batch_size=16 is larger than the 10 training digits; lower it"):
+        train_tiny(*TINY, "dataset=mnist", "dataset.n_train=10", "train.batch_size=16", *length)
+
+
 @pytest.mark.parametrize("case,words", [
     ("truncated", "truncated"), ("bad magic", "not an IDX file"), ("not gzip", "gzip"),
     ("wrong size", "not 28 x 28"), ("label count", "do not belong together"),

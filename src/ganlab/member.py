@@ -63,8 +63,9 @@ def build_gan(cfg: DictConfig, iterations: int, placement: Placement = Placement
 def schedule(cfg: DictConfig, sampler) -> tuple[int, int]:
     """(iterations, eval_every) in iterations, from either iterations or epochs."""
     t = cfg.train
-    per_epoch = sampler.batches_per_epoch(t.batch_size) if t.epochs or t.eval_every_epochs else 0
-    if (t.epochs or t.eval_every_epochs) and per_epoch == 0:
+    finite = hasattr(sampler, "batches_per_epoch")  # MNIST; the normal draws are endless
+    per_epoch = sampler.batches_per_epoch(t.batch_size) if finite else 0
+    if finite and per_epoch == 0:  # (counted in iterations too: no batch can be drawn)
         raise ConfigError(f"train.batch_size={t.batch_size} is larger than the {len(sampler.data)} "
                           "training digits; lower it or use more data (dataset.n_train)")
     iterations = t.epochs * per_epoch if t.epochs else t.iterations
