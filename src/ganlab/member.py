@@ -90,11 +90,12 @@ def changes_on_resume(saved: dict, cfg: DictConfig, path: Path) -> list[str]:
     held = [k for k in changed if k.startswith(HELD_BY_THE_CHECKPOINT)
             or k == "train.g_ema" and (before[k] == 0) != (now[k] == 0)]  # a weight average to start or drop
     if held:
+        trained = ", ".join(f"{k}={before[k]}" for k in held)
         raise CheckpointError(
-            f"{path} trained with {', '.join(f'{k}={before[k]}' for k in held)} (this command gives "
-            f"{', '.join(f'{k}={now[k]}' for k in held)}), which a resumed run keeps: its checkpoint holds the model "
-            "and data, the optimizers' settings and state, the learning-rate schedule, G's weight average and the "
-            "random streams; drop those overrides, or start a new run")
+            f"{path} trained with {trained} (this command gives {', '.join(f'{k}={now[k]}' for k in held)}), which "
+            "a resumed run keeps: its checkpoint holds the model and data, the optimizers' settings and state, the "
+            "learning-rate schedule, G's weight average and the random streams; resume it with the command that "
+            f"started it (or add {trained}), or start a new run")
     return [f"{k}: {before[k]} -> {now[k]}" for k in changed]
 
 

@@ -37,9 +37,11 @@ def check_same_shape(run_dir: Path, population: int) -> None:
     """resume= of a population needs its train.population, and of a single run none."""
     copies = checkpoint.copies_in(run_dir)
     if population == 1 and copies and not (run_dir / "checkpoints").is_dir():
-        raise ConfigError(f"{run_dir} holds a population of {len(copies)} copies ({copies[0].name} to "
+        first = copies[0]  # seed_N, which trained with seed=N
+        raise ConfigError(f"{run_dir} holds a population of {len(copies)} copies ({first.name} to "
                           f"{copies[-1].name}); resume it with the command that started it "
-                          f"(train.population={len(copies)} included), or one copy with {as_typed('resume', str(copies[0]))}")
+                          f"(train.population={len(copies)} included), or one copy with "
+                          f"{as_typed('resume', str(first))} seed={first.name.removeprefix('seed_')}")
     if population > 1 and not copies:
         raise ConfigError(f"{run_dir} holds a single run, not a population; resume it without train.population")
 
