@@ -31,7 +31,6 @@ import argparse
 import itertools
 import json
 import multiprocessing
-import os
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from ganlab import loop, provenance
 from ganlab.config import register_configs
 from ganlab.distributed import Placement, cpu_has_native_bfloat16
 from ganlab.errors import one_line
+from ganlab.files import write_json
 from ganlab.losses import build_loss
 from ganlab.memory import keep_freed_memory
 from ganlab.models import build_models, keras_init, sample_noise
@@ -323,12 +323,15 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "benchmark.json"))
     args = parser.parse_args()
     out = Path(args.out)
-    try:  # found out now, not after minutes of measuring
+    try:  # found out now, not after minutes of measuring: a folder, a read-only place
         out.parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(out.parent, os.W_OK):
-            raise PermissionError(f"{out.parent} is not writable")
+        existed = out.exists()
+        with open(out, "a"):
+            pass
+        if not existed:
+            out.unlink()
     except OSError as error:
-        parser.error(f"cannot write {out} ({error}); choose another file with --out PATH")
+        parser.error(f"cannot write {out} ({error.strerror or error}); choose another file with --out PATH")
     keep_freed_memory()  # as train.py runs ganlab; the reference runs in fresh processes
     n, rounds = (10, 2) if args.quick else (1, 5)  # quick: a tenth of the iterations, 2 rounds
     amp = bool(cpu_has_native_bfloat16())  # train.amp=true refuses a CPU without it
@@ -349,7 +352,11 @@ def main() -> None:
             "gemm_peak_gflops_after": gemm_peak(),
         }
     print(report(results))
-    out.write_text(json.dumps(results, indent=1))
+    try:
+        write_json(out, results)
+    except OSError as error:  # (the disk filled while measuring, say): the table above is the result
+        sys.exit(f"benchmark.py: error: could not write {out} ({error.strerror or error}); the table above has "
+                 "the figures")
 
 
 def report(results: dict) -> str:

@@ -38,10 +38,16 @@ def test_quick_benchmark_reports_every_row_from_alternating_rounds(tmp_path):
     assert results["environment"]["torch"] and results["environment"]["threads"] == results["threads"]
 
 
-def test_benchmark_refuses_an_output_it_cannot_write_before_measuring(tmp_path):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("")
-    result = run_cli("--out", str(blocker / "benchmark.json"), script="experiments/benchmark.py", timeout=60)
+@pytest.mark.parametrize("in_the_way", ["a file above it", "a folder of that name"])
+def test_benchmark_refuses_an_output_it_cannot_write_before_measuring(tmp_path, in_the_way):
+    blocker = tmp_path / "results"
+    if in_the_way == "a file above it":
+        blocker.write_text("")
+        out = blocker / "benchmark.json"
+    else:  # (it measured for minutes, then ended in IsADirectoryError's traceback)
+        blocker.mkdir()
+        out = blocker
+    result = run_cli("--out", str(out), script="experiments/benchmark.py", timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"benchmark.py: error: cannot write {blocker}")
 
