@@ -49,7 +49,7 @@ from ganlab import loop, provenance
 from ganlab.config import register_configs
 from ganlab.distributed import Placement, cpu_has_native_bfloat16
 from ganlab.errors import one_line
-from ganlab.files import write_json
+from ganlab.files import check_writable, write_json
 from ganlab.losses import build_loss
 from ganlab.memory import keep_freed_memory
 from ganlab.models import build_models, keras_init, sample_noise
@@ -323,13 +323,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "benchmark.json"))
     args = parser.parse_args()
     out = Path(args.out)
-    try:  # found out now, not after minutes of measuring: a folder, a read-only place
-        out.parent.mkdir(parents=True, exist_ok=True)
-        existed = out.exists()
-        with open(out, "a"):
-            pass
-        if not existed:
-            out.unlink()
+    try:
+        check_writable(out)
     except OSError as error:
         parser.error(f"cannot write {out} ({error.strerror or error}); choose another file with --out PATH")
     keep_freed_memory()  # as train.py runs ganlab; the reference runs in fresh processes

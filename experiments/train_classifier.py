@@ -8,11 +8,13 @@ single-threaded, so the same command gives the same weights on the same machine.
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ganlab.data.mnist import load_mnist
+from ganlab.files import check_writable, written_whole
 from ganlab.metrics.mnist import WEIGHTS, DigitClassifier
 
 
@@ -25,6 +27,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--out", default=str(WEIGHTS))
     args = parser.parse_args()
+    try:
+        check_writable(Path(args.out))
+    except OSError as error:
+        parser.error(f"cannot write {args.out} ({error.strerror or error}); choose another file with --out PATH")
     torch.manual_seed(0)
     torch.set_num_threads(1)
 
@@ -48,7 +54,8 @@ def main() -> None:
         with torch.no_grad():
             accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
         print(f"epoch {epoch + 1}: test accuracy {accuracy:.4f}")
-    torch.save(model.state_dict(), args.out)
+    with written_whole(Path(args.out)) as f:  # the shipped weights are replaced whole or not at all
+        torch.save(model.state_dict(), f)
     print(json.dumps({"test_accuracy": accuracy, "train": 4000, "test": 1000, "epochs": args.epochs}))
 
 

@@ -38,18 +38,19 @@ def test_quick_benchmark_reports_every_row_from_alternating_rounds(tmp_path):
     assert results["environment"]["torch"] and results["environment"]["threads"] == results["threads"]
 
 
-@pytest.mark.parametrize("in_the_way", ["a file above it", "a folder of that name"])
-def test_benchmark_refuses_an_output_it_cannot_write_before_measuring(tmp_path, in_the_way):
+@pytest.mark.parametrize("script,in_the_way", [("benchmark", "a file above it"), ("benchmark", "a folder of that name"),
+                                               ("train_classifier", "a folder of that name")])
+def test_a_script_refuses_an_output_it_cannot_write_before_its_work(tmp_path, script, in_the_way):
     blocker = tmp_path / "results"
     if in_the_way == "a file above it":
         blocker.write_text("")
-        out = blocker / "benchmark.json"
-    else:  # (it measured for minutes, then ended in IsADirectoryError's traceback)
+        out = blocker / "out.json"
+    else:  # (each worked for minutes, then ended in IsADirectoryError's traceback)
         blocker.mkdir()
         out = blocker
-    result = run_cli("--out", str(out), script="experiments/benchmark.py", timeout=60)
+    result = run_cli("--out", str(out), script=f"experiments/{script}.py", timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(f"benchmark.py: error: cannot write {blocker}")
+    assert result.stderr.strip().splitlines()[-1].startswith(f"{script}.py: error: cannot write {blocker}")
 
 
 @pytest.mark.slow

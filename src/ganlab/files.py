@@ -45,3 +45,15 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, value: dict) -> None:
     write_text(path, json.dumps(value, indent=1))
+
+
+def check_writable(path: Path) -> None:
+    """Raise OSError now if `path` cannot be written (a folder of that name, a read-only place),
+    rather than after the minutes of work whose result it is to hold (the experiment scripts)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists()
+    with open(path, "a"):
+        pass
+    if not existed:
+        path.unlink()
