@@ -5,7 +5,7 @@ import json
 import logging
 import shutil
 import statistics
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import pytest
 import torch
@@ -43,9 +43,11 @@ class Trained(NamedTuple):
     fused: functional.FusedIteration | None  # None: the plain loop
 
 
-def losses_and_weights(overrides, fused: bool, iterations: int = 5, device: str = "cpu") -> Trained:
+def losses_and_weights(overrides, fused: bool, iterations: int = 5, device: str = "cpu",
+                       meanwhile: Callable[[int], None] = lambda it: None) -> Trained:
     """Train `iterations` steps from the same start and streams, plain or fused (compiled with
-    train.compile=true, which also decides the models' memory layout: the same for both paths)."""
+    train.compile=true, which also decides the models' memory layout: the same for both paths);
+    `meanwhile` runs after each iteration."""
     cfg = compose_cfg(["train.batch_size=4", *overrides])
     gan = build_gan(cfg, iterations=100, placement=Placement(torch.device(device)))
     data, noise_gen = stream(0, "data"), stream(0, "noise")
@@ -62,8 +64,11 @@ def losses_and_weights(overrides, fused: bool, iterations: int = 5, device: str 
     else:
         step = lambda: loop.iteration(gan, real, noise, d, g)  # noqa: E731
     history = []
-    loop.train(step, gan.schedulers, 0, iterations,
-               lambda it, stats: history.append(torch.stack([stats[k] for k in sorted(stats)])))
+    def record(it: int, stats: dict) -> None:
+        history.append(torch.stack([stats[k] for k in sorted(stats)]))
+        meanwhile(it)
+
+    loop.train(step, gan.schedulers, 0, iterations, record)
     nets = {"G": gan.G, "D": gan.D, **({"G_ema": gan.ema.model} if gan.ema else {})}
     return Trained(torch.stack(history), {name: net.state_dict() for name, net in nets.items()}, gan, fused_iteration)
 
@@ -173,6 +178,37 @@ def test_a_compiled_run_says_that_it_compiles_and_how_long_it_took(tmp_path, cap
     assert "compiling the training iteration" in caplog.text
     seconds = float(caplog.text.split("compiled in ")[1].split(" s")[0])
     assert seconds == pytest.approx(json.loads((tmp_path / "timing.json").read_text())["first_iteration_s"], abs=0.05)
+
+
+@compiles_in_a_run
+def test_compiled_runs_one_after_another_in_a_process_each_compile_their_own_iteration(tmp_path, monkeypatch):
+    """A sweep's jobs share a process (Hydra's basic launcher, Optuna's trials, joblib's workers).
+    Dynamo kept every job's compiled versions of the one iteration function: past its limit of 8
+    (1 here, so that the second job reaches it) it ran the next job eagerly, whose second
+    iteration then failed ("Recompilation triggered with skip_guard_eval_unsafe stance")."""
+    from torch._dynamo import config as dynamo_config
+
+    limit = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"
+    monkeypatch.setattr(dynamo_config, limit, 1)
+    for batch in (4, 8, 4):
+        run = tmp_path / f"batch_{batch}"
+        shutil.rmtree(run, ignore_errors=True)
+        train(compose_cfg([*TINY, "train.iterations=3", "train.compile=true", f"train.batch_size={batch}"]),
+              run_dir=run)
+        assert json.loads((run / "metrics.json").read_text())["final"]["iteration"] == 3
+
+
+@compiles_in_a_run
+def test_a_compiled_iteration_goes_on_correctly_after_another_is_compiled():
+    """Compiling clears Dynamo's caches (above). An iteration compiled before, still in use, must
+    check its guards again rather than skip them: with them skipped, it ran another's code."""
+    def compile_another(it: int) -> None:
+        if it == 2:
+            losses_and_weights(["train.compile=true", "train.d_steps=2"], fused=True, iterations=1)
+
+    plain = losses_and_weights(["train.compile=true"], fused=False, iterations=4)
+    assert_close_runs(plain, losses_and_weights(["train.compile=true"], fused=True, iterations=4,
+                                                meanwhile=compile_another))
 
 
 @compiles_in_a_run

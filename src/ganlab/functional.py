@@ -131,6 +131,8 @@ class FusedIteration:
     leading copy dimension for a population).
     """
 
+    compilations = 0  # compiled FusedIterations made in this process; see __init__
+
     def __init__(self, gans: list[GAN], compile: bool, cuda_graph: bool = False):
         self.gans = gans
         self.template = gan = gans[0]  # its modules give the functions; the tensors come from all
@@ -150,6 +152,14 @@ class FusedIteration:
             self.tensors = tree_map(lambda *copies: stack_in_place(copies), *map(tensors_of, gans))
             step = torch.func.vmap(step, in_dims=(0, 0, 0, 0, None, None, None))
         if compile:
+            # Dynamo keeps a function's compiled versions for the life of the process, and every
+            # FusedIteration compiles the same function: a sweep's jobs, one after another in one
+            # process, piled them up until, past Dynamo's limit of 8, it ran the next job eagerly,
+            # which then failed once guards were skipped. Clearing them here costs a job ~1 s (the
+            # 1-D GAN, from the on-disk cache) and leaves this one's versions alone in the caches.
+            torch.compiler.reset()
+            FusedIteration.compilations += 1
+            self.generation = FusedIteration.compilations
             step = torch.compile(step, dynamic=False, options=compile_options(self.device))
         self.step = lambda *inputs: step(self.tensors, *inputs, self.ema_decay)  # (the tensors stay in place)
         if compile and cuda_graph and self.device.type == "cuda":
@@ -171,8 +181,9 @@ class FusedIteration:
             self.ema_decay.fill_(decays[0])
         # Every call passes the same tensors with the same shapes, and the modules are in
         # training mode (above): once compiled, Dynamo's guards can only pass, and checking them
-        # costs ~0.3 ms a call for a population (measured; nothing for one copy).
-        with skipping_guards(self.compiled):
+        # costs ~0.3 ms a call for a population (measured; nothing for one copy). Not so for an
+        # iteration compiled before the newest one cleared the caches (__init__): it checks them.
+        with skipping_guards(self.compiled and self.generation == FusedIteration.compilations):
             stats = self.step(reals, noises_d, noises_g, rates_d, rates_g)
         self.compiled = self.compile
         return stats
