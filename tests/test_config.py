@@ -34,6 +34,7 @@ def test_seed_normal_is_the_book_recipe():
     assert (cfg.train.d_steps, cfg.train.g_steps, cfg.train.loss) == (1, 1, "bce")
     assert (cfg.train.g_ema, cfg.train.r1_gamma, cfg.train.lr_schedule) == (0, 0, "constant")
     assert (cfg.model.d_hidden, cfg.model.g_hidden, cfg.model.d_features) == (50, 50, "decorate")
+    assert cfg.model.d_negative_slope == 0  # the seed's ReLUs, not the default's leaky ones
     assert cfg.dataset.sample_size == 100 and (cfg.dataset.mean, cfg.dataset.std) == (4.0, 1.25)
     for net in (cfg.optimizer.d, cfg.optimizer.g):
         assert (net.name, net.lr, net.beta1, net.beta2) == ("adam", 2e-4, 0.9, 0.999)

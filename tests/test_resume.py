@@ -164,6 +164,25 @@ def test_a_resume_that_changes_settings_says_which(train_tiny, caplog):
     assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 60
 
 
+def test_a_run_saved_before_d_negative_slope_existed_keeps_its_relu(train_tiny):
+    """The 1-D default's D became leaky (model.d_negative_slope=0.2); runs saved before have no
+    such key and trained with ReLUs. A resume with today's default must not swap D's activation
+    silently, and sampling from such a run builds the G it trained."""
+    from ganlab.generate import load_generator
+
+    run_dir = train_tiny("model.d_negative_slope=0")
+    for path in (run_dir / "checkpoints").glob("*.pt"):  # as the code before the option wrote them
+        state = checkpoint.load(path)
+        state["config"]["model"].pop("d_negative_slope", None)  # (iter_*.pt: hard links to one of them)
+        torch.save(state, path)
+    load_generator(run_dir, "best")
+    with pytest.raises(CheckpointError, match=r"trained with model.d_negative_slope=0.0 \(this command gives "
+                                              r"model.d_negative_slope=0.2\).*or add model.d_negative_slope=0.0\)"):
+        train(compose_cfg([*TINY, "train.iterations=60", f"resume={run_dir}"]))
+    train(compose_cfg([*TINY, "train.iterations=60", "model.d_negative_slope=0", f"resume={run_dir}"]))
+    assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 60
+
+
 @pytest.mark.parametrize("hard_links", [True, False])
 def test_only_last_and_the_newest_k_checkpoints_are_kept(train_tiny, monkeypatch, hard_links):
     if not hard_links:  # a FAT or exFAT drive, some network shares: a save failed there

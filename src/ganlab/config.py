@@ -76,6 +76,7 @@ class Gan1dModelConfig:
     # What D sees of a vector of samples: "decorate" = the seed's [x, (x - mean)^2];
     # "sorted" = the sorted vector, i.e. its empirical quantile function.
     d_features: str = "decorate"
+    d_negative_slope: float = 0.0  # of D's ReLUs: 0 = the seed's ReLU; > 0 a leaky ReLU, which cannot die
     init: str = "torch"  # torch (PyTorch's layer defaults) | keras (Glorot-uniform weights, zero biases)
 
 
@@ -310,7 +311,7 @@ _POSITIVE = (
 )
 _NON_NEGATIVE = ("train.threads", "train.keep_checkpoints", "train.epochs", "train.eval_every_epochs", "dataset.n_train", "train.r1_gamma", "optimizer.d.weight_decay",
                  "optimizer.g.weight_decay", "optimizer.d.momentum", "optimizer.g.momentum")
-_UNIT_INTERVAL = ("train.g_ema", "optimizer.d.beta1", "optimizer.g.beta1",
+_UNIT_INTERVAL = ("train.g_ema", "model.d_negative_slope", "optimizer.d.beta1", "optimizer.g.beta1",
                   "optimizer.d.beta2", "optimizer.g.beta2")
 
 
@@ -341,7 +342,7 @@ def validate(cfg: DictConfig) -> None:
     for key in _UNIT_INTERVAL:
         value = get(key)
         if value is not None and not 0 <= value < 1:
-            fail(key, "must be in [0, 1)", f"set {key} to a value in [0, 1), e.g. 0.9")
+            fail(key, "must be in [0, 1)", f"set {key} to a value in [0, 1), e.g. {0.2 if 'slope' in key else 0.9}")
     for net in ("d", "g"):
         if get(f"optimizer.{net}.nesterov") and get(f"optimizer.{net}.name") == "sgd" \
                 and not get(f"optimizer.{net}.momentum") > 0:

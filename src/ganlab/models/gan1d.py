@@ -29,13 +29,17 @@ class Discriminator1d(nn.Module):
     same function computed without overflow.
     """
 
-    def __init__(self, sample_size: int = 100, hidden: int = 50, features: str = "decorate"):
+    def __init__(self, sample_size: int = 100, hidden: int = 50, features: str = "decorate",
+                 negative_slope: float = 0.0):
         super().__init__()
         self.features = features
         n_in = 2 * sample_size if features == "decorate" else sample_size
+        # The seed's ReLUs can all die (the default recipe's did past ~2,500 iterations at its
+        # learning rates): D is then constant and G learns nothing more. A leaky slope cannot die.
+        act = (lambda: nn.LeakyReLU(negative_slope)) if negative_slope else nn.ReLU
         self.net = nn.Sequential(
-            nn.Linear(n_in, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(n_in, hidden), act(),
+            nn.Linear(hidden, hidden), act(),
             nn.Linear(hidden, 1),
         )
 
