@@ -205,7 +205,9 @@ def test_generate_writes_the_same_samples_for_the_same_seed(train_tiny, tmp_path
 
 
 def test_generate_samples_the_best_evaluation_with_checkpoint_best(train_tiny, tmp_path):
-    run_dir = train_tiny("optimizer.g.lr=0.02", "optimizer.d.lr=0.02", "train.eval_every=5", name="b")
+    # At these rates the seed's ReLU D overshoots: KS falls, then rises before iteration 40
+    run_dir = train_tiny("optimizer.g.lr=0.02", "optimizer.d.lr=0.02", "model.d_negative_slope=0",
+                         "train.eval_every=5", name="b")
     best = json.loads((run_dir / "metrics.json").read_text())["best"]["iteration"]
     samples = {}
     for which in ("last", "best"):

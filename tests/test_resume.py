@@ -197,8 +197,9 @@ def test_only_last_and_the_newest_k_checkpoints_are_kept(train_tiny, monkeypatch
     assert checkpoint.load(saved / "iter_00000030.pt")["iteration"] == 30
 
 
-# Learning rates of 0.02 overshoot: KS falls, then rises again before iteration 40 (best.pt is not last.pt).
-OVERSHOOT = ["optimizer.g.lr=0.02", "optimizer.d.lr=0.02"]
+# Learning rates of 0.02 with the seed's ReLU D overshoot: KS falls, then rises again before
+# iteration 40 (best.pt is not last.pt; the default's leaky D learns slower at these rates).
+OVERSHOOT = ["optimizer.g.lr=0.02", "optimizer.d.lr=0.02", "model.d_negative_slope=0"]
 
 
 @pytest.mark.parametrize("overrides,metric", [(OVERSHOOT, "ks"), ([*OVERSHOOT, "optimized_metric=w1"], "w1"),
@@ -210,6 +211,7 @@ def test_best_pt_holds_the_generator_of_the_best_evaluation(tmp_path, overrides,
     metrics = json.loads((run_dir / "metrics.json").read_text())
     history, best = metrics["history"], metrics["best"]
     assert len(history) == 8 and best in history
+    assert best["iteration"] < 40 or OVERSHOOT[0] not in overrides  # the overshoot these cases are for
     assert all(best[metric] < entry[metric] for entry in history if entry["iteration"] < best["iteration"])
     assert all(best[metric] <= entry[metric] for entry in history)
     assert best["iteration"] == best_until(run_dir, 40, metric)
