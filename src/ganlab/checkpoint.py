@@ -301,4 +301,14 @@ def load(path: Path) -> dict[str, Any]:
     if state.get("format", 1) != FORMAT:
         raise CheckpointError(f"{path}: written by another ganlab version (checkpoint format "
                               f"{state.get('format', 1)}, this one continues format {FORMAT}); start a new run")
+    with_settings_added_since(state["config"])
     return state
+
+
+def with_settings_added_since(config: dict) -> None:
+    """Give a config the settings ganlab gained after it was saved, at the value the code that
+    saved it had: a resume then compares them with the command's, and generate.py builds the
+    model that trained."""
+    model = config.get("model", {})
+    if model.get("name") == "gan1d":
+        model.setdefault("d_negative_slope", 0.0)  # D's ReLUs were not leaky

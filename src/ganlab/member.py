@@ -78,8 +78,6 @@ def schedule(cfg: DictConfig, sampler) -> tuple[int, int]:
 # would fail or mislead (another optimizer, schedule, model or data; the seed, whose random
 # streams come back as they were).
 HELD_BY_THE_CHECKPOINT = ("seed", "model.", "dataset.", "optimizer.", "train.lr_schedule")
-# Settings newer than some checkpoints, with the value the code that wrote those had
-ADDED_SINCE = {"model.d_negative_slope": 0.0}
 # Changes not worth a word: the length, the progress bar, and where the same MNIST files are
 USUAL_ON_RESUME = {"train.iterations", "train.epochs", "train.progress", "dataset.root", "dataset.download"}
 
@@ -87,7 +85,7 @@ USUAL_ON_RESUME = {"train.iterations", "train.epochs", "train.progress", "datase
 def changes_on_resume(saved: dict, cfg: DictConfig, path: Path) -> list[str]:
     """What the command line changes of the settings a run trained with ("key: old -> new"; they
     apply from the resumed iteration on), refusing what its checkpoint holds, in one line."""
-    before, now = {**ADDED_SINCE, **flat_hparams(OmegaConf.create(saved))}, flat_hparams(cfg)
+    before, now = flat_hparams(OmegaConf.create(saved)), flat_hparams(cfg)
     changed = [k for k in sorted(now) if k in before and before[k] != now[k] and k not in USUAL_ON_RESUME]
     held = [k for k in changed if k.startswith(HELD_BY_THE_CHECKPOINT)
             or k == "train.g_ema" and (before[k] == 0) != (now[k] == 0)]  # a weight average to start or drop

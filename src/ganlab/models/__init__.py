@@ -25,8 +25,7 @@ def build_models(model: DictConfig, dataset: DictConfig) -> tuple[nn.Module, nn.
     """Return (G, D) for the configured family, sized for the dataset."""
     if model.name == "gan1d":
         g = Generator1d(model.g_hidden)
-        # (a run saved before model.d_negative_slope existed had the seed's ReLU)
-        d = Discriminator1d(dataset.sample_size, model.d_hidden, model.d_features, model.get("d_negative_slope", 0.0))
+        d = Discriminator1d(dataset.sample_size, model.d_hidden, model.d_features, model.d_negative_slope)
     elif model.arch == "seed":
         g, d = SeedGenerator(model.z_dim), SeedDiscriminator()
     else:
