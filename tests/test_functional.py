@@ -181,7 +181,7 @@ def test_a_compiled_run_says_that_it_compiles_and_how_long_it_took(tmp_path, cap
 
 
 @compiles_in_a_run
-def test_compiled_runs_one_after_another_in_a_process_each_compile_their_own_iteration(tmp_path, monkeypatch):
+def test_compiled_runs_one_after_another_in_a_process_each_compile_their_own_iteration(tmp_path):
     """A sweep's jobs share a process (Hydra's basic launcher, Optuna's trials, joblib's workers).
     Dynamo kept every job's compiled versions of the one iteration function: past its limit of 8
     (1 here, so that the second job reaches it) it ran the next job eagerly, whose second
@@ -189,13 +189,13 @@ def test_compiled_runs_one_after_another_in_a_process_each_compile_their_own_ite
     from torch._dynamo import config as dynamo_config
 
     limit = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"
-    monkeypatch.setattr(dynamo_config, limit, 1)
-    for batch in (4, 8, 4):
-        run = tmp_path / f"batch_{batch}"
-        shutil.rmtree(run, ignore_errors=True)
-        train(compose_cfg([*TINY, "train.iterations=3", "train.compile=true", f"train.batch_size={batch}"]),
-              run_dir=run)
-        assert json.loads((run / "metrics.json").read_text())["final"]["iteration"] == 3
+    with dynamo_config.patch({limit: 1}):  # (torch's own patch: pytest 9.2's monkeypatch hid the setting on undo)
+        for batch in (4, 8, 4):
+            run = tmp_path / f"batch_{batch}"
+            shutil.rmtree(run, ignore_errors=True)
+            train(compose_cfg([*TINY, "train.iterations=3", "train.compile=true", f"train.batch_size={batch}"]),
+                  run_dir=run)
+            assert json.loads((run / "metrics.json").read_text())["final"]["iteration"] == 3
 
 
 @compiles_in_a_run
