@@ -34,8 +34,8 @@ class Discriminator1d(nn.Module):
         super().__init__()
         self.features = features
         n_in = 2 * sample_size if features == "decorate" else sample_size
-        # The seed's ReLUs can all die (the default recipe's did past ~2,500 iterations at its
-        # learning rates): D is then constant and G learns nothing more. A leaky slope cannot die.
+        # The seed's ReLUs can all die (the default recipe's did in runs longer than its 5,000
+        # iterations): D is then constant and G learns nothing more. A leaky slope cannot die.
         act = (lambda: nn.LeakyReLU(negative_slope)) if negative_slope else nn.ReLU
         self.net = nn.Sequential(
             nn.Linear(n_in, hidden), act(),
