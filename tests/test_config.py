@@ -52,6 +52,7 @@ def test_d_and_g_optimizers_are_separately_overridable():
     ("train.g_ema=1.5", "train.g_ema"),
     ("train.loss=wgan", "train.loss"),
     ("dataset=mnist dataset.eval_samples=1", "dataset.eval_samples"),
+    ("experiment=seed_mnist train.batch_size=1", "train.batch_size"),  # its BatchNorm1d needs a spread
     ("optimized_metric=mean", "optimized_metric"),  # no better or worse: best.pt could not be chosen by it
     # keys that a + override adds beside the schema's, at each level: nothing would read them
     ("+lr=0.1", "lr is not an option of the run"),
@@ -74,6 +75,7 @@ BAD_COMMAND_LINES = [
     (["optimizer=rmsprop"], "optimizer=rmsprop is not a known choice; use one of adam, adam_dcgan,"),
     (["experiment=nope"], "experiment=nope is not a known choice; use one of mnist_cpu, seed_mnist, seed_normal"),
     (["dataset=mnist", "train.iterations=60", "train.epochs=3"], "train.epochs"),
+    (["experiment=seed_mnist", "train.batch_size=1"], "train.batch_size=1 is too small for model.arch=seed"),
     # a key the schema lacks: the options nearest to it, not Hydra's advice to add it with +
     (["train.iteration=5"], "train.iteration is not an option of train; did you mean train.iterations?"),
     (["optimizer.lr=1e-3"], "did you mean optimizer.d.lr and optimizer.g.lr?"),

@@ -355,6 +355,10 @@ def validate(cfg: DictConfig) -> None:
     if fits.get(cfg.model.name, cfg.dataset.name) != cfg.dataset.name:
         fail("model.name", f"does not fit dataset={cfg.dataset.name}",
              f"use model={cfg.dataset.name} or another model built for {cfg.dataset.name}")
+    if cfg.model.get("arch") == "seed" and cfg.train.batch_size < 2:  # (the DCGAN pair's BatchNorm2d
+        # also normalises over each 7x7 or 14x14 map, so a batch of one image trains)
+        fail("train.batch_size", "is too small for model.arch=seed: its BatchNorm1d normalises each unit "
+             "over the batch, and one sample has no spread", "set train.batch_size to 2 or more (the book's is 16)")
     if cfg.dataset.name == "mnist" and cfg.dataset.eval_samples < 2:
         fail("dataset.eval_samples", "is too few digits for a Frechet distance (it needs a covariance)",
              "set dataset.eval_samples to 2 or more (2000 by default)")
