@@ -21,6 +21,8 @@ from ganlab import checkpoint
 from ganlab.checkpoint import CheckpointError
 from ganlab.errors import UserError
 from ganlab.errors import Diverged
+from ganlab.distributed import Placement
+from ganlab.member import Member
 from ganlab.run import train
 
 # A resumable tiny run: every checkpoint kept, so any of them can play "the last one before a crash".
@@ -162,6 +164,25 @@ def test_a_resume_that_changes_settings_says_which(train_tiny, caplog):
     assert ("resumed with other settings than the run trained with, from iteration 40 on: "
             "train.batch_size: 4 -> 8; train.r1_gamma: 10.0 -> 1.0") in caplog.text
     assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 60
+
+
+def test_extending_a_run_with_annealed_rates_gives_it_the_longer_schedule_and_says_so(train_tiny, caplog):
+    # The linear schedule reads the run's length, so a longer run's rates are higher at the
+    # iteration it resumes from: a finished run's go back up from 0. Said, not left to surprise.
+    run_dir = train_tiny("train.lr_schedule=linear")
+    longer = [*TINY, "train.lr_schedule=linear", "train.iterations=80", f"resume={run_dir}"]
+    base = compose_cfg(TINY).optimizer.d.lr
+    # the first update after the resume already has the longer run's rate (the saved one is 0)
+    member = Member(compose_cfg([*longer, "logger.tensorboard=false"]), run_dir, Placement(torch.device("cpu")))
+    assert member.learning_rates() == {"lr/d": base * (1 - 40 / 80), "lr/g": base * (1 - 40 / 80)}
+    with caplog.at_level("INFO", logger="ganlab"):
+        train(compose_cfg(longer))
+    assert ("from iteration 40 on: length: 40 -> 80 iterations (train.lr_schedule=linear: from here on the "
+            "learning rates are those of a run of 80 iterations, annealed to 0 at its end)") in caplog.text
+    logged = read_events(run_dir).Scalars("lr/d")
+    assert [e.step for e in logged] == list(range(10, 81, 10))
+    for e in logged:
+        assert e.value == pytest.approx(base * (1 - e.step / (40 if e.step <= 40 else 80))), e.step
 
 
 def test_a_run_saved_before_d_negative_slope_existed_keeps_its_relu(train_tiny):

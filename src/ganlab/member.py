@@ -118,6 +118,11 @@ class Member:
         eval_gen = stream(cfg.seed, "eval")
         self.sampler = sampler = build_sampler(cfg.dataset, data_gen)
         self.iterations, self.eval_every = schedule(cfg, self.sampler)
+        planned = schedule(OmegaConf.create(saved["config"]), sampler)[0] if saved else self.iterations
+        if t.lr_schedule == "linear" and planned != self.iterations:  # (the schedule reads the new length)
+            self.changed.append(f"length: {planned} -> {self.iterations} iterations (train.lr_schedule=linear: from "
+                                f"here on the learning rates are those of a run of {self.iterations} iterations, "
+                                "annealed to 0 at its end)")
         try:  # config.yaml: what this process trains with (a resume that has nothing left to train keeps the run's)
             if self.main and not (saved and saved["iteration"] >= self.iterations):
                 run_dir.mkdir(parents=True, exist_ok=True)
@@ -294,6 +299,9 @@ class Member:
         gan.opt_d.load_state_dict(state["opt_d"])
         for scheduler, saved in zip(gan.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
+            # The rates now, by this run's schedule: the saved ones, unless its length changed.
+            for group, base, rate in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+                group["lr"] = base * rate(scheduler.last_epoch)
         torch.set_rng_state(state["rng"]["torch"])
         self.history, self.losses = state["history"], list(state["losses"])
         if rank == 0:
