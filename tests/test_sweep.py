@@ -113,6 +113,17 @@ def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
     assert f"| {rows[0]['job']} | ganlab " in text and "torch 1.0.0" in text
 
 
+def test_a_sweep_over_presets_gives_each_its_own_directory(tmp_path):
+    # (the job names once left experiment= out, and the second preset found the first one's run)
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "experiment=seed_normal,seed_mnist", "debug=fast", "train.compile=false",
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    assert [j.name for j in job_dirs(sweep)] == ["debug=fast,experiment=seed_mnist,train.compile=False",
+                                                 "debug=fast,experiment=seed_normal,train.compile=False"]
+    assert [json.loads((j / "metrics.json").read_text())["final"]["iteration"] for j in job_dirs(sweep)] == [6, 6]
+
+
 def test_an_interrupted_sweep_finishes_with_the_same_command_plus_resume_auto(tmp_path):
     args = ["-m", *SWEEP_TINY, "train.checkpoint_every=10", "train.keep_checkpoints=10"]
     never_stopped, stopped = tmp_path / "never_stopped", tmp_path / "stopped"
