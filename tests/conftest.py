@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,29 @@ def run_cli(*args: str, script: str = "train.py", cwd: Path = SCRATCH, timeout: 
     """Run train.py (or generate.py) as a user would, in a subprocess."""
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def running_children() -> set[int]:
+    """The processes this one started that still run (Linux: from /proc; elsewhere none known)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+            if int(parent) == os.getpid() and state != "Z":
+                found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_run_left_training():
+    """A test that fails before it stops the train.py it started (a run of a million iterations,
+    waiting for a signal) would leave it training beside every later test, which then time out
+    and fail too: such a process is killed when its test ends."""
+    before = running_children()
+    yield
+    for pid in running_children() - before:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
