@@ -121,10 +121,14 @@ def test_help_says_how_to_run_and_lists_the_options():
     assert "experiment: mnist_cpu, seed_mnist, seed_normal" in result.stdout
 
 
-def test_the_config_accepts_exactly_the_losses_there_are():
-    """config.py checks train.loss before torch is imported, from a list of its own: it must
-    name what losses.py builds (README, "Extending")."""
+def test_the_config_accepts_exactly_the_losses_and_optimizers_there_are():
+    """config.py checks train.loss and optimizer.*.name before torch is imported, from lists of
+    its own: they must name what losses.py and optimizers.py build (README, "Extending")."""
     from ganlab.config import _CHOICES
     from ganlab.losses import LOSSES
+    from ganlab.optimizers import RULES
 
     assert set(_CHOICES["train.loss"]) == set(LOSSES), "add the loss's name to _CHOICES['train.loss'] in config.py"
+    for net in "dg":
+        assert set(_CHOICES[f"optimizer.{net}.name"]) == set(RULES), \
+            f"add the rule's name to _CHOICES['optimizer.{net}.name'] in config.py"

@@ -93,7 +93,7 @@ class ConvModelConfig:
 # ----------------------------------------------------------------------------- optimizer
 @dataclass
 class OptimizerSpec:
-    name: str = "adam"  # adam | sgd
+    name: str = "adam"  # adam | sgd (optimizers.RULES)
     lr: float = 2e-4
     beta1: float = 0.9
     beta2: float = 0.999

@@ -3,8 +3,9 @@
 loop.py drives G and D through autograd and torch.optim, one Python call per layer and per
 parameter: at the 1-D GAN's sizes that call overhead is the whole cost. Here the same
 iteration is written with torch.func (the gradient of a loss as a function of the parameters)
-and the optimizers' update rules written out, so that torch.compile turns the whole iteration
-into one compiled graph, and vmap runs K independent copies of it at once (train.population).
+and the optimizers' update rules written out (optimizers.py), so that torch.compile turns the
+whole iteration into one compiled graph, and vmap runs K independent copies of it at once
+(train.population).
 
 The tensors it updates in place are the modules' own parameters and the torch.optim state
 tensors (and the EMA copy's), so evaluation, checkpoints and resume see exactly what they see
@@ -21,64 +22,9 @@ from torch import nn
 from torch.func import functional_call, grad, grad_and_value
 
 from ganlab.loop import GAN
+from ganlab.optimizers import hyperparameters, init_state, rates, rule_of
 
 Tensors = dict[str, torch.Tensor]
-
-
-# ----------------------------------------------------------------------------- optimizers
-def init_state(optimizer: torch.optim.Optimizer) -> None:
-    """Create torch.optim's own per-parameter state up front, so the update below can write into it."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            state = optimizer.state[p]
-            if isinstance(optimizer, torch.optim.Adam) and not state:  # (fused Adam counts on the device)
-                state.update(step=torch.zeros((), device=p.device), exp_avg=torch.zeros_like(p),
-                             exp_avg_sq=torch.zeros_like(p))
-            elif isinstance(optimizer, torch.optim.SGD) and group["momentum"] and "momentum_buffer" not in state:
-                # torch.optim starts the buffer as a copy of the first gradient: the same as 0 * m + grad
-                state["momentum_buffer"] = torch.zeros_like(p)
-
-
-HYPER = ("betas", "eps", "weight_decay", "momentum", "nesterov")
-
-
-def hyperparameters(optimizer: torch.optim.Optimizer) -> dict:
-    """The constants of the update rule (the learning rate, which schedules change, comes in through rates())."""
-    group = optimizer.param_groups[0]
-    return {k: group[k] for k in HYPER if k in group}
-
-
-def rates(optimizer: torch.optim.Optimizer, first_update: int, updates: int, device: torch.device) -> torch.Tensor:
-    """(updates, 2) on `device`: for each update of this iteration, the step size and Adam's
-    second bias correction, as torch.optim.Adam computes them from the update count (1 for SGD).
-    Computed here, once, because inside a compiled kernel the powers would be recomputed per
-    element; on the parameters' device, because a GPU kernel cannot read a CPU tensor."""
-    group = optimizer.param_groups[0]
-    if "betas" not in group:
-        rows = [[group["lr"], 1.0]] * updates
-    else:
-        beta1, beta2 = group["betas"]
-        rows = [[group["lr"] / (1 - beta1 ** t), 1 - beta2 ** t] for t in range(first_update, first_update + updates)]
-    return torch.tensor(rows).to(device, non_blocking=True)
-
-
-def update(p: torch.Tensor, g: torch.Tensor, state: Tensors, group: dict, rate: torch.Tensor) -> None:
-    """torch.optim.Adam / SGD's update rule for one parameter, written with tensor ops only;
-    `rate` is a row of rates()."""
-    if group["weight_decay"]:
-        g = g + group["weight_decay"] * p
-    if "betas" in group:  # Adam
-        beta1, beta2 = group["betas"]
-        state["step"].add_(1)
-        state["exp_avg"].mul_(beta1).add_(g, alpha=1 - beta1)  # (vmap has no batching rule for lerp_)
-        state["exp_avg_sq"].mul_(beta2).add_(g.square(), alpha=1 - beta2)
-        denom = (state["exp_avg_sq"] / rate[1]).sqrt_().add_(group["eps"])
-        p.sub_(rate[0] * state["exp_avg"] / denom)
-        return
-    if group["momentum"]:  # SGD with (Nesterov) momentum, no dampening
-        buf = state["momentum_buffer"].mul_(group["momentum"]).add_(g)
-        g = g + group["momentum"] * buf if group["nesterov"] else buf
-    p.sub_(rate[0] * g)
 
 
 # ----------------------------------------------------------------------------- the tensors
@@ -139,6 +85,7 @@ class FusedIteration:
         for opt in (opt for g in gans for opt in (g.opt_d, g.opt_g)):
             init_state(opt)
             opt._opt_called = True  # the update below is this optimizer's step (LR schedulers check)
+        self.rule = {"d": rule_of(gan.opt_d), "g": rule_of(gan.opt_g)}
         self.hyper = {"d": hyperparameters(gan.opt_d), "g": hyperparameters(gan.opt_g)}
         # Updates so far, the same for every parameter and every copy (torch.optim counts per parameter)
         self.updates = {net: int(opt.state[opt.param_groups[0]["params"][0]].get("step", 0))
@@ -224,11 +171,11 @@ class FusedIteration:
             fake = g_of(G["params"], z).detach()
             grads, (loss_d, logits) = grad_and_value(d_loss, has_aux=True)(D["params"], real, fake)
             for name, p in D["params"].items():
-                update(p, grads[name], D["opt"][name], self.hyper["d"], rate)
+                self.rule["d"].update(p, grads[name], D["opt"][name], self.hyper["d"], rate)
         for z, rate in zip(noises_g, rates_g):
             grads, loss_g = grad_and_value(g_loss)(G["params"], G["buffers"], z)
             for name, p in G["params"].items():
-                update(p, grads[name], G["opt"][name], self.hyper["g"], rate)
+                self.rule["g"].update(p, grads[name], G["opt"][name], self.hyper["g"], rate)
         if "ema" in tensors:
             for name, p in tensors["ema"]["params"].items():
                 p.add_((G["params"][name] - p) * (1 - ema_decay))

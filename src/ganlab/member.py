@@ -19,20 +19,11 @@ from ganlab.files import write_json, write_text, written_whole
 from ganlab.losses import build_loss
 from ganlab.metrics import build_evaluator
 from ganlab.models import build_models, noise_sampler, noise_size, sample_noise
+from ganlab.optimizers import build_optimizer
 from ganlab.population import member_config
 from ganlab.streams import Prefetched, chunk_for, stream
 from ganlab.sweep import flat_hparams
 from ganlab.tb_logger import TBLogger
-
-
-def build_optimizer(spec: DictConfig, params) -> torch.optim.Optimizer:
-    """The fused implementations (one pass over each parameter): the default loop of small ops
-    costs more than the update itself for the 1-D GAN, and reads MNIST's big weights 3 times."""
-    if spec.name == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, betas=(spec.beta1, spec.beta2),
-                                weight_decay=spec.weight_decay, fused=True)
-    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
-                           weight_decay=spec.weight_decay, fused=True)
 
 
 def build_gan(cfg: DictConfig, iterations: int, placement: Placement = Placement(torch.device("cpu"))) -> loop.GAN:
