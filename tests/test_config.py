@@ -76,6 +76,9 @@ BAD_COMMAND_LINES = [
     (["experiment=nope"], "experiment=nope is not a known choice; use one of mnist_cpu, seed_mnist, seed_normal"),
     (["dataset=mnist", "train.iterations=60", "train.epochs=3"], "train.epochs"),
     (["experiment=seed_mnist", "train.batch_size=1"], "train.batch_size=1 is too small for model.arch=seed"),
+    # a group's name says which schema and code it is: set by choosing the group, not as a value
+    (["dataset.name=foo"], "dataset.name='foo' cannot be set: it names the schema of the dataset chosen (normal)"),
+    (["model.name=foo"], "choose another model with model=NAME"),
     # a key the schema lacks: the options nearest to it, not Hydra's advice to add it with +
     (["train.iteration=5"], "train.iteration is not an option of train; did you mean train.iterations?"),
     (["optimizer.lr=1e-3"], "did you mean optimizer.d.lr and optimizer.g.lr?"),

@@ -30,8 +30,9 @@ class ConfigError(UserError):
     """A value or combination in the config that cannot work."""
 
 
-# The metrics that say how good a G is: what optimized_metric may name. Lower is better for
-# distances; higher for the classifier's score, coverage and confident fraction.
+# The metrics that say how good a G is, by dataset: what optimized_metric may name, the first its
+# default. Lower is better for distances; higher for the classifier's score, coverage and
+# confident fraction.
 QUALITY_METRICS = {"normal": ("ks", "w1"), "mnist": ("fd", "score", "coverage", "class_kl", "confident")}
 LOWER_IS_BETTER = {"ks", "w1", "fd", "class_kl"}
 
@@ -41,7 +42,7 @@ RESUME_IF_THERE = "auto"
 
 def main_metric(cfg: DictConfig) -> str:
     """optimized_metric, or the dataset's distance to the real data (KS, FD)."""
-    return cfg.get("optimized_metric") or ("ks" if cfg.dataset.name == "normal" else "fd")
+    return cfg.get("optimized_metric") or QUALITY_METRICS[cfg.dataset.name][0]
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -328,6 +329,11 @@ def validate(cfg: DictConfig) -> None:
         parent = added[0].rpartition(".")[0]
         schema = OmegaConf.get_type(OmegaConf.select(cfg, parent) if parent else cfg)
         raise ConfigError(f"{not_an_option(added[0], schema)} (+{added[0]}= adds a key, which nothing would read)")
+    for group in ("dataset", "model"):  # `name` says which code reads the group's schema: not a setting
+        schema_name = getattr(OmegaConf.get_type(cfg[group]), "name", cfg[group].name)
+        if cfg[group].name != schema_name:
+            fail(f"{group}.name", f"cannot be set: it names the schema of the {group} chosen ({schema_name})",
+                 f"choose another {group} with {group}=NAME, a file of conf/{group}/")
     for key, choices in _CHOICES.items():
         if get(key) is not None and get(key) not in choices:
             fail(key, "is not a known choice", f"use one of {', '.join(choices)}")
@@ -351,8 +357,8 @@ def validate(cfg: DictConfig) -> None:
     metrics = QUALITY_METRICS[cfg.dataset.name]
     if cfg.optimized_metric is not None and cfg.optimized_metric not in metrics:
         fail("optimized_metric", f"is not a metric of dataset={cfg.dataset.name}", f"use one of {', '.join(metrics)}")
-    fits = {"gan1d": "normal", "conv": "mnist"}
-    if fits.get(cfg.model.name, cfg.dataset.name) != cfg.dataset.name:
+    fits = {"gan1d": ("normal",), "conv": ("mnist",)}  # the datasets each model family is built for
+    if cfg.dataset.name not in fits[cfg.model.name]:
         fail("model.name", f"does not fit dataset={cfg.dataset.name}",
              f"use model={cfg.dataset.name} or another model built for {cfg.dataset.name}")
     if cfg.model.get("arch") == "seed" and cfg.train.batch_size < 2:  # (the DCGAN pair's BatchNorm2d

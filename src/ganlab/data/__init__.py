@@ -1,4 +1,4 @@
-"""Dataset factory keyed by `dataset.name`. A sampler hands out real batches: `sample(batch)`."""
+"""Dataset factory keyed by `dataset.name` (SAMPLERS). A sampler hands out real batches: `sample(batch)`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ log = logging.getLogger("ganlab")
 
 
 def build_sampler(dataset: DictConfig, generator: torch.Generator):
-    if dataset.name == "normal":
-        return NormalSampler(dataset.mean, dataset.std, dataset.sample_size, generator)
+    return SAMPLERS[dataset.name](dataset, generator)
+
+
+def normal_sampler(dataset: DictConfig, generator: torch.Generator) -> NormalSampler:
+    return NormalSampler(dataset.mean, dataset.std, dataset.sample_size, generator)
+
+
+def mnist_sampler(dataset: DictConfig, generator: torch.Generator) -> MnistSampler:
     images, _, source = load_mnist(dataset.root, dataset.download)
     if dataset.n_train > len(images):
         log.warning("dataset.n_train=%d asks for more digits than %s holds: all %d are used",
@@ -24,3 +30,6 @@ def build_sampler(dataset: DictConfig, generator: torch.Generator):
         images = images[: dataset.n_train]
     log.info("MNIST: %d training digits from %s", len(images), source)
     return MnistSampler(images, dataset.shuffle, generator)
+
+
+SAMPLERS = {"normal": normal_sampler, "mnist": mnist_sampler}  # by dataset.name

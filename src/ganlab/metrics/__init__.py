@@ -69,6 +69,8 @@ class MnistEvaluator:
         )
 
 
+EVALUATORS = {"normal": NormalEvaluator, "mnist": MnistEvaluator}  # by dataset.name
+
+
 def build_evaluator(dataset: DictConfig, real: torch.Tensor, noise: torch.Tensor):
-    evaluator = NormalEvaluator if dataset.name == "normal" else MnistEvaluator
-    return evaluator(dataset, real, noise)
+    return EVALUATORS[dataset.name](dataset, real, noise)
