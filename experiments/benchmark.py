@@ -46,7 +46,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganlab import loop, provenance
-from ganlab.config import register_configs
+from ganlab.config import ConfigError, register_configs, validate
 from ganlab.distributed import Placement, cpu_has_native_bfloat16
 from ganlab.errors import one_line
 from ganlab.files import check_writable, write_json
@@ -108,13 +108,16 @@ def reference_step(G, D, opt_g, opt_d, real_fn, noise_fn):
 
 
 def compose_config(overrides: list[str], tensorboard: bool = False):
-    """train.py's config for these overrides (a bad one: one line and exit 2, as train.py does)."""
+    """train.py's config for these overrides, checked as train.py checks it (a bad one: one line
+    and exit 2, as train.py gives)."""
     register_configs(ROOT / "experiments")
     try:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            return compose("train", overrides=[*overrides, "train.progress=false",
-                                               f"logger.tensorboard={str(tensorboard).lower()}"])
-    except (HydraException, OmegaConfBaseException) as error:
+            cfg = compose("train", overrides=[*overrides, "train.progress=false",
+                                              f"logger.tensorboard={str(tensorboard).lower()}"])
+        validate(cfg)
+        return cfg
+    except (HydraException, OmegaConfBaseException, ConfigError) as error:
         print(f"{Path(sys.argv[0]).name}: error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -85,7 +85,10 @@ def test_experiment_scripts_answer_a_bad_override_with_one_line_that_says_why():
     for override, line in [("train.compile=maybe", "Error merging override train.compile=maybe Value 'maybe' is "
                                                    "not a valid bool (type str)"),
                            ("optimizer=adamw", "optimizer=adamw is not a known choice; use one of adam, adam_dcgan, "
-                                               "adam_fast, mnist, normal, sgd_nesterov")]:
+                                               "adam_fast, mnist, normal, sgd_nesterov"),
+                           # a value out of range, which train.py's validate() refuses
+                           ("train.batch_size=0", "train.batch_size=0 must be positive; set train.batch_size to a "
+                                                  "value > 0")]:
         result = run_cli(override, script="experiments/profile_step.py", timeout=120)
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines() == [f"profile_step.py: error: {line}"]
