@@ -319,6 +319,7 @@ def test_classifier_is_accurate_and_metrics_separate_real_from_noise():
     (["run=x", "bogus=1"], "'bogus' is not an option of generate.py"),
     (["run=x", "checkpoint=worst"], "checkpoint=worst is not one generate.py reads; use checkpoint=last, best or iter_N"),
     (["run=x", "walk=1"], "walk=1 is not a number of steps; use walk=2 or more"),
+    (["run=x", "seed=99999999999999999999"], "seed=99999999999999999999 is too large for torch's random generators"),
 ])
 def test_generate_bad_arguments_name_the_argument(argv, words):
     with pytest.raises(ConfigError, match=re.escape(words)):

@@ -312,8 +312,17 @@ _POSITIVE = (
 )
 _NON_NEGATIVE = ("train.threads", "train.keep_checkpoints", "train.epochs", "train.eval_every_epochs", "dataset.n_train", "train.r1_gamma", "optimizer.d.weight_decay",
                  "optimizer.g.weight_decay", "optimizer.d.momentum", "optimizer.g.momentum")
+_FLOAT32 = ("dataset.mean", "dataset.std")  # the target's parameters: the data are float32 tensors
+_FLOAT32_MAX = 3.4028234663852886e38
 _UNIT_INTERVAL = ("train.g_ema", "model.d_negative_slope", "optimizer.d.beta1", "optimizer.g.beta1",
                   "optimizer.d.beta2", "optimizer.g.beta2")
+
+
+def check_seed(seed: int) -> None:
+    """torch's generators take 64-bit seeds, and streams.stream derives several from one."""
+    if not -2 ** 60 <= seed < 2 ** 60:
+        raise ConfigError(f"seed={seed} is too large for torch's random generators; use a seed between "
+                          "-2**60 and 2**60")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -345,6 +354,11 @@ def validate(cfg: DictConfig) -> None:
         value = get(key)
         if value is not None and not (value >= 0 and math.isfinite(value)):
             fail(key, "must not be negative", f"set {key} to a value >= 0")
+    for key in _FLOAT32:
+        value = get(key)
+        if value is not None and not (math.isfinite(value) and abs(value) <= _FLOAT32_MAX):
+            fail(key, "is not a finite float32 number", f"set {key} to a number of size at most 3.4e38")
+    check_seed(cfg.seed)
     for key in _UNIT_INTERVAL:
         value = get(key)
         if value is not None and not 0 <= value < 1:

@@ -14,7 +14,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
 from ganlab import checkpoint
-from ganlab.config import ConfigError
+from ganlab.config import ConfigError, check_seed
 from ganlab.errors import out_of_memory
 from ganlab.files import written_whole
 from ganlab.data.normal import NormalSampler
@@ -135,6 +135,7 @@ def generate(args: GenerateConfig) -> tuple[Path, Path, str]:
     if args.walk == 1 or args.walk < 0:
         raise ConfigError(f"walk={args.walk} is not a number of steps; use walk=2 or more "
                           "(walk=0: independent samples)")
+    check_seed(args.seed)
     cfg, G = load_generator(Path(args.run), args.checkpoint)
     draw = {("normal", False): normal_samples, ("normal", True): normal_map,
             ("mnist", False): digit_samples, ("mnist", True): digit_walks}[cfg.dataset.name, args.walk > 0]
