@@ -382,6 +382,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.dataset.name == "mnist" and cfg.dataset.eval_samples < 2:
         fail("dataset.eval_samples", "is too few digits for a Frechet distance (it needs a covariance)",
              "set dataset.eval_samples to 2 or more (2000 by default)")
+    if cfg.dataset.name == "mnist" and cfg.dataset.n_train == 1:  # (the real digits evaluated against)
+        fail("dataset.n_train", "is too few digits for a Frechet distance (it needs a covariance)",
+             "set dataset.n_train to 2 or more (0: all)")
     if cfg.dataset.name == "normal" and (cfg.train.epochs or cfg.train.eval_every_epochs):
         fail("train.epochs", "needs a finite dataset (normal draws fresh samples every step)",
              "give the length with train.iterations and train.eval_every")
