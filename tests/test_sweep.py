@@ -213,6 +213,21 @@ def test_a_bad_value_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path
     assert result.returncode == 2 and "no job has run" in result.stderr and not (tmp_path / "multirun").exists()
 
 
+@pytest.mark.parametrize("values,words", [
+    (["seed=0,1,0"], "sweep jobs #0 and #2 (seed=0 "),  # a value given twice
+    (["seed=0", "train.progress=true,false"], "sweep jobs #0 and #1 (seed=0 train.progress=False "),  # a key names leave out
+])
+def test_jobs_that_would_share_a_directory_stop_the_sweep_before_any_job_runs(tmp_path, values, words):
+    """Before, the job named like an earlier one stopped on that one's run after it had trained,
+    and the sweep ended there, without the jobs after it or a summary."""
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", *values, *(a for a in SWEEP_TINY if a != "train.progress=false"), f"hydra.sweep.dir={sweep}")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"ganlab: error: {words}") and "would share the directory" in lines[0], lines[0]
+    assert lines[0].endswith("no job has run") and not sweep.exists()
+
+
 @pytest.mark.parametrize("count,fix", [
     (["hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], "how many jobs run at once"),  # joblib's ValueError
     (["hparams_search=normal_optuna", "hydra.sweeper.n_trials=0"], "how many settings the search tries"),  # Optuna's

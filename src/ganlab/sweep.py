@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab import provenance
 from ganlab.checkpoint import holders
-from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, main_metric, validate
+from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, job_dirname, main_metric, validate
 from ganlab.errors import STOP_SIGNALS, end_with, fail, on_ctrl_c, say
 from ganlab.files import write_text
 from ganlab.overrides import as_typed
@@ -386,3 +386,24 @@ def check_every_job(config: DictConfig) -> None:
             validate(cfg)
         except ConfigError as error:  # exits here: Hydra turns a callback's exceptions into warnings
             fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {error}; no job has run"))
+    check_job_directories(config, jobs)
+
+
+def check_job_directories(config: DictConfig, jobs: list[list[str]]) -> None:
+    """Two jobs named alike would share a directory, and the second would stop on the first's
+    run after it had trained, ending the sweep there: `-m seed=0,0`, or a sweep over a key job
+    names leave out (train.progress). Checked for the default job names only."""
+    if OmegaConf.to_container(config.hydra.sweep)["subdir"] != "${job_dirname:${hydra.job.override_dirname}}":
+        return
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+
+    naming, parser, first = config.hydra.job.config.override_dirname, OverridesParser.create(), {}
+    for number, overrides in enumerate(jobs):
+        name = job_dirname(get_overrides_dirname(parser.parse_overrides(overrides), list(naming.exclude_keys),
+                                                 naming.item_sep, naming.kv_sep))
+        if name in first:
+            fail(ConfigError(
+                f"sweep jobs #{first[name]} and #{number} ({' '.join(overrides)}) would share the directory "
+                f"{Path(config.hydra.sweep.dir) / name} (job names leave out {', '.join(naming.exclude_keys)}); "
+                "sweep over values that differ; no job has run"))
+        first[name] = number
