@@ -316,6 +316,7 @@ def test_classifier_is_accurate_and_metrics_separate_real_from_noise():
 @pytest.mark.parametrize("argv,words", [
     ([], "run= is missing"),
     (["run=x", "num_samples=abc"], "num_samples='abc' is not a valid num_samples"),
+    (["run="], "run= is empty; num_samples, seed and walk take integers, run and out paths"),
     (["run=x", "bogus=1"], "'bogus' is not an option of generate.py"),
     (["run=x", "checkpoint=worst"], "checkpoint=worst is not one generate.py reads; use checkpoint=last, best or iter_N"),
     (["run=x", "walk=1"], "walk=1 is not a number of steps; use walk=2 or more"),

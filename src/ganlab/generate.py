@@ -193,8 +193,9 @@ def parse(argv: list[str]) -> GenerateConfig:
         raise ConfigError(f"{error.key!r} is not an option of generate.py; the options are "
                           f"run, num_samples, seed, out, checkpoint, walk (python generate.py --help)") from None
     except ValidationError as error:
-        raise ConfigError(f"{error.full_key}={error.value!r} is not a valid {error.full_key}; "
-                          "num_samples, seed and walk take integers, run and out paths, "
+        given = (f"{error.full_key}= is empty" if error.value is None  # (OmegaConf reads `run=` as None)
+                 else f"{error.full_key}={error.value!r} is not a valid {error.full_key}")
+        raise ConfigError(f"{given}; num_samples, seed and walk take integers, run and out paths, "
                           "checkpoint last, best or iter_N") from None
 
 
