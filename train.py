@@ -98,6 +98,12 @@ def check_run_dir(argv: list[str], rank: int) -> None:
     if any(arg.split("=")[0] in PRINT_ONLY for arg in argv):
         return  # --cfg job, --help, ...: Hydra prints and stops, writing nothing
     given = values_given(argv)  # as Hydra reads them: resume="runs/my run" is runs/my run
+    for key, default in (("hydra.run.dir", "outputs/DATE/TIME"), ("hydra.sweep.dir", "multirun/DATE/TIME")):
+        if given.get(key) == "":  # Hydra would write into the current directory
+            from ganlab.config import ConfigError
+
+            fail(ConfigError(f"{key}= is empty; give a directory ({key}=runs/NAME; {key}=. for the current "
+                             f"one), or leave {key} out for {default}"))
     resume = given.get("resume")
     new_run_dir = "hydra.run.dir" in given and rank == 0 and not {"-m", "--multirun"} & set(argv)
     if resume in (None, "auto") and not new_run_dir:

@@ -104,6 +104,16 @@ def test_bad_command_line_fails_with_one_line(tmp_path, args, key):
     assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before any work
 
 
+@pytest.mark.parametrize("args", [["hydra.run.dir="], ["-m", "seed=0,1", "hydra.sweep.dir="]])
+def test_an_empty_output_directory_is_refused_before_hydra_writes_into_the_current_one(tmp_path, args):
+    result = run_cli(*args, "debug=fast", cwd=tmp_path)
+    key = args[-1].rstrip("=")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"ganlab: error: {key}= is empty; give a directory ({key}=runs/NAME; {key}=. for the current one), "
+        f"or leave {key} out for {'multirun' if '-m' in args else 'outputs'}/DATE/TIME"], result.stderr
+    assert not any(tmp_path.iterdir())  # (before: the run's files, or the sweep's summary, right there)
+
+
 def test_sweep_job_names_stay_readable_and_short():
     from ganlab.config import job_dirname
 
