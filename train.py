@@ -24,6 +24,9 @@ from ganlab.overrides import values_given
 from ganlab.sweep import sweep_stopped
 
 register_configs(Path(__file__).resolve().parent / "experiments")
+# The Optuna sweeper's optuna 2.10 imports alembic, whose plugin set-up (alembic 1.15 and later)
+# logs seven "setup plugin alembic..." lines at INFO, which Hydra prints at an Optuna search's start.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

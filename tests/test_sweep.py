@@ -269,6 +269,7 @@ def test_optimized_metric_is_returned_to_the_optuna_sweeper(tmp_path, copies):
     result = run_cli("hparams_search=normal_optuna", "hydra.sweeper.n_trials=3", "optimized_metric=w1",
                      *SWEEP_TINY, *copies, f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
+    assert "setup plugin alembic" not in result.stdout + result.stderr  # optuna's alembic's INFO lines
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     w1 = [json.loads((j / "metrics.json").read_text())["final"]["w1"] for j in job_dirs(sweep)]
     assert len(w1) == 3 and best.best_value == pytest.approx(min(w1))
