@@ -169,9 +169,10 @@ def test_a_sweep_of_populations_shows_each_mean_beside_its_spread(tmp_path):
         for key, copies in (("ks", [m["final"]["ks"] for m in metrics]), ("best_ks", [m["best"]["ks"] for m in metrics])):
             assert len(copies) == 2 and float(row[key]) == pytest.approx(sum(copies) / 2, rel=1e-3)
             assert float(row[f"{key}_std"]) == pytest.approx(abs(copies[0] - copies[1]) / 2 ** 0.5, rel=1e-3)
-    # one seed a setting: nothing to aggregate over seeds, and the summary says how to get it
+    # no two jobs differ in their seed alone: nothing to aggregate, and the summary says where the spread is
     assert not (sweep / "summary_seeds.csv").exists()
-    assert "No setting ran with more than one seed" in (sweep / "summary.md").read_text()
+    assert "Each job is a population (`train.population`): its row above is its copies' mean, with their " \
+           "standard deviation beside it (`ks_std`, ...)." in (sweep / "summary.md").read_text()
 
 
 def test_a_diverged_job_is_a_failed_row_not_a_crashed_sweep(tmp_path):

@@ -190,8 +190,12 @@ def write_summary(sweep_dir: Path, metric: str) -> Path | None:
         write_csv(sweep_dir / "summary_seeds.csv", seeds, agg_columns)
     else:
         (sweep_dir / "summary_seeds.csv").unlink(missing_ok=True)
-        text += ("No setting ran with more than one seed: add `seed=0,1,2` to the sweep, or train each "
-                 "setting as a population (`train.population=K`, whose spread is in the table above).\n")
+        if all((row.get("copies") or 1) > 1 for row in rows):  # (an Optuna search of populations, say)
+            text += ("Each job is a population (`train.population`): its row above is its copies' mean, with "
+                     f"their standard deviation beside it (`{metric}_std`, ...).\n")
+        else:
+            text += ("No setting ran with more than one seed: add `seed=0,1,2` to the sweep, or train each "
+                     "setting as a population (`train.population=K`, whose spread is in the table above).\n")
     write_text(sweep_dir / "summary.md", text)
     return sweep_dir / "summary.md"
 
