@@ -86,6 +86,8 @@ BAD_COMMAND_LINES = [
     # a group's name says which schema and code it is: set by choosing the group, not as a value
     (["dataset.name=foo"], "dataset.name='foo' cannot be set: it names the schema of the dataset chosen (normal)"),
     (["model.name=foo"], "choose another model with model=NAME"),
+    # Hydra's own flags, two of which cannot go together: its ValueError's traceback before
+    (["-m", "--cfg", "job", "seed=0,1"], "-m (--multirun), --cfg, --info and --shell-completion cannot be combined"),
     # a key the schema lacks: the options nearest to it, not Hydra's advice to add it with +
     (["train.iteration=5"], "train.iteration is not an option of train; did you mean train.iterations?"),
     (["optimizer.lr=1e-3"], "did you mean optimizer.d.lr and optimizer.g.lr?"),

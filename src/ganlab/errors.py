@@ -231,6 +231,9 @@ def run_reporting_user_errors(main: Callable[[], object]) -> None:
             sys.exit(_exit_code[0])
         if isinstance(error, (HydraException, OmegaConfBaseException, UserError)):
             fail(error)
+        if isinstance(error, ValueError) and str(error).startswith("Only one of --run, --multirun"):  # Hydra's flags
+            fail(UserError("-m (--multirun), --cfg, --info and --shell-completion cannot be combined; give one of "
+                           "them (--cfg job without -m prints the config of the run its overrides make)"))
         if isinstance(error, OSError) and error.filename is not None:  # Hydra could not write the run directory
             fail(UserError(f"cannot write {error.filename} ({error.strerror}); "
                            "choose a writable directory with hydra.run.dir=DIR"))
