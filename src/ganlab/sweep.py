@@ -21,10 +21,11 @@ from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ganlab import provenance
 from ganlab.checkpoint import holders
-from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, job_dirname, main_metric, validate
+from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, main_metric, validate
 from ganlab.errors import STOP_SIGNALS, end_with, fail, on_ctrl_c, say
 from ganlab.files import write_text
 from ganlab.overrides import as_typed
@@ -396,15 +397,20 @@ def check_every_job(config: DictConfig) -> None:
 def check_job_directories(config: DictConfig, jobs: list[list[str]]) -> None:
     """Two jobs named alike would share a directory, and the second would stop on the first's
     run after it had trained, ending the sweep there: `-m seed=0,0`, or a sweep over a key job
-    names leave out (train.progress). Checked for the default job names only."""
-    if OmegaConf.to_container(config.hydra.sweep)["subdir"] != "${job_dirname:${hydra.job.override_dirname}}":
-        return
+    names leave out (train.progress). Each job's name is hydra.sweep.subdir resolved with its
+    override_dirname, as Hydra will; a subdir that reads more (hydra.job.num) is not checked."""
     from hydra._internal.config_loader_impl import get_overrides_dirname
 
+    subdir = OmegaConf.to_container(config.hydra.sweep)["subdir"]  # (unresolved)
     naming, parser, first = config.hydra.job.config.override_dirname, OverridesParser.create(), {}
     for number, overrides in enumerate(jobs):
-        name = job_dirname(get_overrides_dirname(parser.parse_overrides(overrides), list(naming.exclude_keys),
-                                                 naming.item_sep, naming.kv_sep))
+        dirname = get_overrides_dirname(parser.parse_overrides(overrides), list(naming.exclude_keys),
+                                        naming.item_sep, naming.kv_sep)
+        try:
+            job = OmegaConf.create({"hydra": {"job": {"override_dirname": dirname}, "sweep": {"subdir": subdir}}})
+            name = str(job.hydra.sweep.subdir)
+        except OmegaConfBaseException:
+            return
         if name in first:
             fail(ConfigError(
                 f"sweep jobs #{first[name]} and #{number} ({' '.join(overrides)}) would share the directory "
