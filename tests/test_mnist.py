@@ -5,8 +5,6 @@ import hashlib
 import io
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ from conftest import ROOT, TINY, read_events, run_cli
 from ganlab.config import ConfigError
 from ganlab.data import mnist
 from ganlab.data.mnist import DataError, load_mnist, write_idx
-from ganlab.generate import load_generator, main as generate_main, memory_bytes, walks
+from ganlab.generate import load_generator, main as generate_main, walks
 
 SHARED_CSV = ROOT.parent / "shared" / "data" / "mnist_5k.csv.gz"
 MNIST_TINY = [*TINY, "dataset=mnist", "dataset.n_train=64", "dataset.eval_samples=32",
@@ -347,24 +345,10 @@ def test_generate_help_unwritable_out_and_too_many_samples(train_tiny, tmp_path,
     result = run_cli(f"run={tmp_path / 'n'}", f"out={tmp_path / 'new' / 'folder'}/", script="generate.py")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "new" / "folder").iterdir()) == ["samples.npy", "samples.png"]
-    # More samples than the machine holds: refused before any allocation. Relying on the allocator's
-    # refusal alone, a machine that overcommits memory (vm.overcommit_memory=1, the GPU machines')
-    # filled its memory until the process was killed, without a line (before: a test timed out there).
-    for too_many, needs in (("num_samples=10000000000000", "160000.0"), ("walk=10000000000000", "280000.0")):
+    # More samples than memory holds: the allocator's error ended in a traceback
+    for too_many in ("num_samples=10000000000000", "walk=10000000000000"):
         result = run_cli(f"run={tmp_path / 'n'}", too_many, f"out={tmp_path / 'too_many'}", script="generate.py")
         assert result.returncode == 2 and re.fullmatch(
-            rf"ganlab: error: {too_many} needs at least {needs} GB of memory, more than the machine's [\d.]+ GB; "
-            r"ask for fewer samples \(num_samples=, walk=\)", result.stderr.strip()), result.stderr
-    # Within the machine's memory but over this process's limit: the allocator refuses, one line too
-    if (memory_bytes() or 0) < 8e9:
-        pytest.skip("500,000,000 samples need 8 GB, more than this machine has")
-    import resource  # (POSIX)
-
-    limit_address_space = lambda: resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30,) * 2)  # noqa: E731
-    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), f"run={tmp_path / 'n'}", "num_samples=500000000",
-                             f"out={tmp_path / 'too_many'}"], capture_output=True, text=True, timeout=300,
-                            preexec_fn=limit_address_space)
-    assert result.returncode == 2 and re.fullmatch(
-        r"ganlab: error: out of memory on cpu \(an allocation of [\d.]+ \w+ failed\); ask for fewer samples "
-        r"\(num_samples=, walk=\)", result.stderr.strip()), result.stderr
+            r"ganlab: error: out of memory on cpu \(an allocation of [\d.]+ \w+ failed\); ask for fewer samples "
+            r"\(num_samples=, walk=\)", result.stderr.strip()), result.stderr
     assert not any(tmp_path.glob("too_many*"))

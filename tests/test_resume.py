@@ -697,6 +697,35 @@ def test_a_batch_or_model_too_big_for_memory_is_one_line_and_keeps_the_checkpoin
         train_tiny("model.d_hidden=10000000000000", name="wide")
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the cap reads Linux's /proc")
+def test_a_cpu_run_cannot_allocate_more_than_the_memory_available(tmp_path):
+    """Untouched memory beyond what is available is promised by the kernel (overcommit), so a batch
+    too big for the machine was not refused: it filled memory until the kernel killed the run,
+    without a line (dataset=mnist train.batch_size=5000 model.width=1024 here, after 4.5 minutes).
+    During a CPU run the address space is capped at what the process holds plus what is available."""
+    code = """if True:
+        import os, resource, torch
+        from ganlab import memory
+        available = memory._number("/proc/meminfo", "MemAvailable") + memory._number("/proc/meminfo", "SwapFree")
+        machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") + memory._number("/proc/meminfo", "SwapTotal")
+        beyond = (available + machine) // 2  # more than is available, less than the machine has
+        before = resource.getrlimit(resource.RLIMIT_AS)
+        with memory.within_available_memory():
+            try:
+                torch.empty(beyond, dtype=torch.uint8)
+                print("allocated under the cap")
+            except RuntimeError as error:
+                print("refused:", error)
+        assert resource.getrlimit(resource.RLIMIT_AS) == before
+        torch.empty(beyond, dtype=torch.uint8)  # the kernel's own rule lets it through
+        print("allocated without the cap", open("/proc/sys/vm/overcommit_memory").read())
+    """
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert re.search(r"^refused: .*can't allocate memory", result.stdout, re.MULTILINE), result.stdout + result.stderr
+    strict = Path("/proc/sys/vm/overcommit_memory").read_text().strip() == "2"
+    assert strict or ("allocated without the cap" in result.stdout and result.returncode == 0), result.stderr
+
+
 def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_and_another_hosts_is_not(train_tiny, tmp_path):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     run_dir = tmp_path / "run"

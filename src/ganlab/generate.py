@@ -17,6 +17,7 @@ from ganlab import checkpoint
 from ganlab.config import ConfigError, check_seed
 from ganlab.errors import out_of_memory
 from ganlab.files import written_whole
+from ganlab.memory import within_available_memory
 from ganlab.data.normal import NormalSampler
 from ganlab.models import build_models, sample_noise
 from ganlab.plots import histogram_figure, image_grid, line_figure
@@ -78,38 +79,6 @@ def walks(start: torch.Tensor, end: torch.Tensor, steps: int, spherical: bool) -
     return torch.where(angle > 1e-3, arc, straight)  # (nearly) parallel vectors: the arc is the line
 
 
-def memory_bytes() -> int | None:
-    """What the machine can hold at most: its memory and swap, or its cgroup's limit where lower
-    (a container's). None where the system does not say."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # (no sysconf: Windows)
-        return None
-    limits = [total + _read_number("/proc/meminfo", r"SwapTotal:\s+(\d+) kB", 1024)]
-    limits += [_read_number(path, r"(\d+)\s*$", 1) for path in
-               ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")]
-    return min(n for n in limits if n)
-
-
-def _read_number(path: str, pattern: str, unit: int) -> int:
-    try:
-        found = re.search(pattern, Path(path).read_text(), re.MULTILINE)
-    except OSError:
-        return 0
-    return int(found[1]) * unit if found else 0
-
-
-def check_fits(least_bytes: int, request: str) -> None:
-    """Refuses at once a request that cannot fit. The allocator's own refusal (below) does not
-    always come: where the kernel overcommits memory (vm.overcommit_memory=1, common on container
-    and GPU hosts) the allocation succeeds and the process is killed later, after filling the
-    machine's memory, without a line."""
-    have = memory_bytes()
-    if have and least_bytes > have:
-        raise ConfigError(f"{request} needs at least {least_bytes / 1e9:.1f} GB of memory, more than the machine's "
-                          f"{have / 1e9:.1f} GB; ask for fewer samples (num_samples=, walk=)")
-
-
 # The picture shows at most this many digits (a 32 x 32 grid): the .npy holds them all, and a grid
 # of 50,000 (say, for a Frechet distance computed elsewhere) took seconds to draw and tens of MB.
 PICTURE_DIGITS = 1024
@@ -118,8 +87,6 @@ PICTURE_DIGITS = 1024
 def normal_samples(cfg, G, args: GenerateConfig, gen: torch.Generator):
     """num_samples values, and their histogram against the target's."""
     vectors = -(-args.num_samples // cfg.dataset.sample_size)
-    # noise, G's output twice (its pieces, then joined), the target's samples
-    check_fits(4 * (vectors * cfg.dataset.sample_size + 3 * args.num_samples), f"num_samples={args.num_samples}")
     noise = sample_noise(cfg.model, cfg.dataset, vectors, gen)
     samples = torch.cat([G(chunk).flatten() for chunk in noise.split(10_000)])[: args.num_samples]
     target = NormalSampler(cfg.dataset.mean, cfg.dataset.std, 1, gen).sample(args.num_samples)
@@ -132,7 +99,6 @@ def normal_map(cfg, G, args: GenerateConfig, gen: torch.Generator):
     """G(u) for `walk` noise values u evenly over [0, 1), against the target's quantile function:
     it maps uniform noise onto the target, and so does its mirror image (drawn in the direction G
     runs: a G may learn either)."""
-    check_fits(4 * 7 * args.walk, f"walk={args.walk}")  # u, G(u) twice, level, quantile, and u, G(u) in the array
     u = (torch.arange(args.walk, dtype=torch.float32) + 0.5) / args.walk
     x = torch.cat([G(chunk[None]).flatten() for chunk in u.split(1_000_000)])  # (G's hidden layers: 50x u)
     down = bool(torch.corrcoef(torch.stack([u, x]))[0, 1] < 0)
@@ -146,8 +112,6 @@ def normal_map(cfg, G, args: GenerateConfig, gen: torch.Generator):
 
 def digit_samples(cfg, G, args: GenerateConfig, gen: torch.Generator):
     """num_samples digits, a square grid of the first PICTURE_DIGITS, and how many that is."""
-    # noise, G's output twice (its pieces, then joined) and as uint8
-    check_fits(args.num_samples * (4 * cfg.model.z_dim + 9 * 28 * 28), f"num_samples={args.num_samples}")
     images = torch.cat([G(z) for z in sample_noise(cfg.model, cfg.dataset, args.num_samples, gen).split(500)])
     shown = images[:PICTURE_DIGITS]
     return to_uint8(images), image_grid(shown, nrow=int(np.ceil(np.sqrt(len(shown))))), len(shown)
@@ -156,8 +120,6 @@ def digit_samples(cfg, G, args: GenerateConfig, gen: torch.Generator):
 def digit_walks(cfg, G, args: GenerateConfig, gen: torch.Generator):
     """num_samples walks of `walk` digits, each from one noise vector to another; a row a walk
     (as many rows as PICTURE_DIGITS allows, at least one)."""
-    check_fits(args.num_samples * args.walk * (4 * cfg.model.z_dim + 9 * 28 * 28),  # as digit_samples, for each step
-               f"num_samples={args.num_samples} walk={args.walk}")
     start, end = (sample_noise(cfg.model, cfg.dataset, args.num_samples, gen) for _ in range(2))
     z = walks(start, end, args.walk, spherical=cfg.model.noise == "normal")
     images = torch.cat([G(chunk) for chunk in z.flatten(0, 1).split(500)])
@@ -178,8 +140,9 @@ def generate(args: GenerateConfig) -> tuple[Path, Path, str]:
     cfg, G = load_generator(Path(args.run), args.checkpoint)
     draw = {("normal", False): normal_samples, ("normal", True): normal_map,
             ("mnist", False): digit_samples, ("mnist", True): digit_walks}[cfg.dataset.name, args.walk > 0]
-    try:
-        array, picture, shown = draw(cfg, G, args, torch.Generator().manual_seed(args.seed))
+    try:  # (the cap: else, where the kernel overcommits memory, too many samples filled it until killed)
+        with within_available_memory():
+            array, picture, shown = draw(cfg, G, args, torch.Generator().manual_seed(args.seed))
     except (MemoryError, RuntimeError) as error:
         if not (too_big := out_of_memory(error, "cpu")):
             raise

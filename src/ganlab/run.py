@@ -166,8 +166,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     cfg, run_dir = resolve_resume(compiled_where_it_can(cfg, placement), run_dir)
     again = how_to_continue(run_dir, resume_given)
     with held(run_dir) if placement.is_main else nullcontext():  # rank 0 alone writes there
-        try:
-            return train_in(cfg, run_dir, placement, again)
+        try:  # (a GPU's memory has no such promises; CUDA reserves far more address space than memory)
+            with memory.within_available_memory() if placement.device.type == "cpu" else nullcontext():
+                return train_in(cfg, run_dir, placement, again)
         except (MemoryError, RuntimeError) as error:
             if not (too_big := out_of_memory(error, placement.device.type)):
                 raise
