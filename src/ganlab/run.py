@@ -166,14 +166,22 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     cfg, run_dir = resolve_resume(compiled_where_it_can(cfg, placement), run_dir)
     again = how_to_continue(run_dir, resume_given)
     with held(run_dir) if placement.is_main else nullcontext():  # rank 0 alone writes there
-        try:  # (a GPU's memory has no such promises; CUDA reserves far more address space than memory)
-            with memory.within_available_memory() if placement.device.type == "cpu" else nullcontext():
+        try:
+            with memory.within_available_memory() if capped(placement) else nullcontext():
                 return train_in(cfg, run_dir, placement, again)
         except (MemoryError, RuntimeError) as error:
             if not (too_big := out_of_memory(error, placement.device.type)):
                 raise
             smaller = "lower train.batch_size (or the model's size or train.population)"
             raise UserError(f"{too_big}; {kept(run_dir, again, smaller)}") from None
+
+
+def capped(placement: Placement) -> bool:
+    """Whether the run caps its address space at the memory available (memory.within_available_memory):
+    CPU runs on machines without a GPU. CUDA reserves far more address space than memory, and
+    Inductor's compile workers, started under the cap, would keep it for a later CUDA run in the
+    same process (a sweep's worker): untried on a GPU machine, so not done there."""
+    return placement.device.type == "cpu" and not torch.cuda.is_available()
 
 
 def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -> float:
