@@ -702,7 +702,8 @@ def test_a_cpu_run_cannot_allocate_more_than_the_memory_available(tmp_path):
     """Untouched memory beyond what is available is promised by the kernel (overcommit), so a batch
     too big for the machine was not refused: it filled memory until the kernel killed the run,
     without a line (dataset=mnist train.batch_size=5000 model.width=1024 here, after 4.5 minutes).
-    During a CPU run the address space is capped at what the process holds plus what is available."""
+    A CPU run (on a machine without a GPU) and generate.py now cap the address space at what the
+    process holds plus what is available."""
     code = """if True:
         import os, resource, torch
         from ganlab import memory
