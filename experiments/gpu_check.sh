@@ -13,7 +13,8 @@
 #    12; the files that check the GPU's own paths now go first)
 #
 # TESTS="tests/test_resume.py ..." limits the tests, RUNS="seed_one_compiled ..." the runs (names
-# below), TEST_TIMEOUT the seconds the tests get (300), WORKERS pytest's processes (8). When the
+# below), TEST_TIMEOUT the seconds the tests get (450: a device call lasts at most 600 s, so leave
+# RUNS out or name a few), WORKERS pytest's processes (8). When the
 # time runs out the tests are stopped as by a Ctrl-C, so pytest still names the failures, and
 # not_finished.txt lists the tests that had not finished. Needs pytest-xdist and pytest-timeout
 # besides the dev extras; Python packages the machine lacks can come in through EXTRA_PYTHONPATH
@@ -47,7 +48,7 @@ echo "== tests (train.device=auto: CUDA)"
 # changes, and the time may run out before the rest.
 tests=${TESTS:-tests/test_functional.py tests/test_resume.py tests/test_mnist.py tests}
 start=$(date +%s)
-timeout -s INT -k 30 ${TEST_TIMEOUT:-300} $py -m pytest -v -p no:cacheprovider -p no:benchmark -n ${WORKERS:-8} \
+timeout -s INT -k 30 ${TEST_TIMEOUT:-450} $py -m pytest -v -p no:cacheprovider -p no:benchmark -n ${WORKERS:-8} \
     --timeout=150 --durations=15 -rfE $tests >"$out/pytest.log" 2>&1
 echo "pytest exit $? in $(( $(date +%s) - start )) s"
 grep -E "^(FAILED|ERROR) " "$out/pytest.log"
