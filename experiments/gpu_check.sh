@@ -14,9 +14,9 @@
 #
 # TESTS="tests/test_resume.py ..." limits the tests, RUNS="seed_one_compiled ..." the runs (names
 # below), TEST_TIMEOUT the seconds the tests get (450: a device call lasts at most 600 s, so leave
-# RUNS out or name a few), WORKERS pytest's processes (8). When the
-# time runs out the tests are stopped as by a Ctrl-C, so pytest still names the failures, and
-# not_finished.txt lists the tests that had not finished. Needs pytest-xdist and pytest-timeout
+# RUNS out or name a few), WORKERS pytest's processes (8). When the time runs out the tests are
+# stopped as by a Ctrl-C, so pytest still names the failures, and not_finished.txt lists the
+# tests that had not finished. Needs pytest-xdist and pytest-timeout
 # besides the dev extras; Python packages the machine lacks can come in through EXTRA_PYTHONPATH
 # (src/ is put first). For a GPU image with
 # torch but without Hydra (session 15): on a machine with pip access, `pip wheel --no-deps
@@ -25,7 +25,7 @@
 # manylinux2014_x86_64 and manylinux_2_N_x86_64, N = 17, 24, 27, 28, 31, 34) of hydra-core
 # omegaconf hydra-joblib-launcher hydra-optuna-sweeper hydra-submitit-launcher optuna==2.10.1
 # "sqlalchemy<2" greenlet alembic mako cliff autopage cmd2 pyperclip wcwidth rich-argparse
-# prompt-toolkit stevedore cmaes colorlog submitit, at the versions that `pip install -e ".[dev]"`
+# prompt-toolkit rich stevedore cmaes colorlog submitit (cmd2 4 needs rich 15), at the versions that `pip install -e ".[dev]"`
 # installs (`pip show NAME`); there,
 # `pip install --no-deps --target DIR W/*.whl` and EXTRA_PYTHONPATH=DIR.
 set -u
