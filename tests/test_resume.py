@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -771,6 +772,21 @@ def test_a_populations_copy_is_in_use_while_the_population_trains_and_the_other_
         checkpoint.check_not_in_use(population)
 
 
+def test_a_sweeps_directory_names_one_of_its_jobs_as_it_must_be_typed(finished_run, tmp_path):
+    """The job's name holds `=` and `,`, which Hydra's grammar reads as a list: the suggestion is
+    quoted so that it can be pasted as it is, into train.py's resume= and generate.py's run=."""
+    sweep = sweep_of(finished_run, tmp_path)
+    for script, given, more, done in (
+            ("train.py", f"resume={sweep}", TINY, "nothing left to do: "),  # the job had finished
+            ("generate.py", f"run={sweep}", [f"out={tmp_path}/samples"], "wrote ")):
+        refused = run_cli(given, *more, script=script)
+        assert refused.returncode == 2, refused.stderr
+        suggested = shlex.split(re.search(r"e\.g\. (\S+)", refused.stderr)[1])
+        assert suggested == [f"{given.split('=')[0]}=\"{sweep / 'seed=0,train.loss=bce'}\""]  # for Hydra
+        pasted = run_cli(*suggested, *more, script=script)
+        assert pasted.returncode == 0 and done in pasted.stdout + pasted.stderr, pasted.stderr
+
+
 def test_resuming_a_missing_run_creates_nothing(tmp_path):
     result = run_cli(f"resume={tmp_path / 'missing'}")
     assert result.returncode == 2 and "no checkpoint there" in result.stderr
@@ -828,12 +844,24 @@ def stopped_before_its_first_checkpoint(run_dir, tmp_path):
     return copy
 
 
+def sweep_of(run_dir, tmp_path):
+    """A sweep's directory holding the finished run as its one job, named as Hydra names jobs."""
+    sweep = tmp_path / "sweep"
+    shutil.copytree(run_dir, sweep / "seed=0,train.loss=bce")
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    return sweep
+
+
 # (case, how to build the command line from the finished run, words the one line must hold)
 BAD_INPUT = [
     ("no checkpoint", lambda run, tmp: [f"resume={tmp}"], "no checkpoint there"),
     ("a checkpoint file for its run", lambda run, tmp: [*TINY, f"resume={run}/checkpoints/last.pt"],
      "last.pt is a file; give the directory of the run that holds it, "),
     ("an empty resume=", lambda run, tmp: [*TINY, "resume="], "resume= is empty"),
+    ("the folder above a run", lambda run, tmp: [*TINY, f"resume={run.parent}"],
+     "is not a run, but holds runs: give one, e.g. resume="),
+    ("a sweep's directory", lambda run, tmp: [*TINY, f"resume={sweep_of(run, tmp)}"],
+     "is a sweep's directory, not a run: give one of its jobs, e.g. 'resume=\""),
     ("truncated checkpoint", lambda run, tmp: [*TINY, f"resume={truncated_copy(run, tmp)}"],
      "truncated or corrupt"),
     ("no checkpoint at all", lambda run, tmp: [*TINY, f"resume={overwritten_copy(run, tmp)}"],

@@ -92,8 +92,9 @@ def copies_in(run_dir: Path) -> list[Path]:
     return sorted(copies, key=lambda path: int(path.name[5:]))
 
 
-def last_in(run_dir: Path) -> Path:
-    """run_dir/checkpoints/last.pt; a CheckpointError when there is none."""
+def last_in(run_dir: Path, key: str = "resume") -> Path:
+    """run_dir/checkpoints/last.pt; a CheckpointError when there is none (`key`: the option that
+    named run_dir, for the example in the message)."""
     run_dir = Path(run_dir).expanduser()
     if run_dir.is_file():  # resume=RUN/checkpoints/last.pt, say
         owner = run_dir.parent.parent if run_dir.parent.name == "checkpoints" else run_dir.parent
@@ -102,9 +103,23 @@ def last_in(run_dir: Path) -> Path:
     copies = [] if path.is_file() else copies_in(run_dir)
     if copies:  # a population's directory: its copies are the runs
         raise CheckpointError(f"{run_dir} holds a population of {len(copies)} copies, each a run with "
-                              f"checkpoints of its own: give one, e.g. {copies[0]}")
+                              f"checkpoints of its own: give one, e.g. {as_typed(key, str(copies[0]))}")
+    runs = [] if path.is_file() else runs_below(run_dir)
+    if runs:  # a sweep's directory, or a folder of runs such as outputs/DATE
+        example = f"e.g. {as_typed(key, str(runs[0]))}"
+        if (run_dir / "multirun.yaml").is_file():
+            whole = (f" (the whole sweep continues with its own command plus resume=auto "
+                     f"{as_typed('hydra.sweep.dir', str(run_dir))})" if key == "resume" else "")
+            raise CheckpointError(f"{run_dir} is a sweep's directory, not a run: give one of its jobs, {example}{whole}")
+        raise CheckpointError(f"{run_dir} is not a run, but holds runs: give one, {example}")
     require(path)
     return path
+
+
+def runs_below(directory: Path) -> list[Path]:
+    """The runs (or populations) one level below a directory that is none itself."""
+    below = [path for path in directory.iterdir() if path.is_dir()] if directory.is_dir() else []
+    return sorted(path for path in below if (path / "checkpoints" / LAST).is_file() or copies_in(path))
 
 
 def check_resumable(run_dir: Path) -> None:

@@ -45,7 +45,7 @@ def load_generator(run_dir: Path, which: str = "last", averaged: bool = True):
     numbered = re.fullmatch(r"iter_(\d+)", which)
     if which not in ("last", "best") and not numbered:
         raise ConfigError(f"checkpoint={which} is not one generate.py reads; use checkpoint=last, best or iter_N")
-    path = checkpoint.last_in(run_dir)  # one line if run_dir is no run
+    path = checkpoint.last_in(run_dir, key="run")  # one line if run_dir is no run
     if which == "best":
         path = path.with_name(checkpoint.BEST)
         if not path.is_file():
