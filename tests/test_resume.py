@@ -785,6 +785,11 @@ def test_a_sweeps_directory_names_one_of_its_jobs_as_it_must_be_typed(finished_r
         assert suggested == [f"{given.split('=')[0]}=\"{sweep / 'seed=0,train.loss=bce'}\""]  # for Hydra
         pasted = run_cli(*suggested, *more, script=script)
         assert pasted.returncode == 0 and done in pasted.stdout + pasted.stderr, pasted.stderr
+    # resume=auto there would have started a new run in the sweep's directory, among its jobs
+    before = sorted(sweep.rglob("*"))
+    refused = run_cli(*TINY, "resume=auto", f"hydra.run.dir={sweep}")
+    assert refused.returncode == 2 and "is a sweep's directory, not a run" in refused.stderr, refused.stderr
+    assert sorted(sweep.rglob("*")) == before
 
 
 def test_resuming_a_missing_run_creates_nothing(tmp_path):
@@ -861,6 +866,8 @@ BAD_INPUT = [
     ("the folder above a run", lambda run, tmp: [*TINY, f"resume={run.parent}"],
      "is not a run, but holds runs: give one, e.g. resume="),
     ("a sweep's directory", lambda run, tmp: [*TINY, f"resume={sweep_of(run, tmp)}"],
+     "is a sweep's directory, not a run: give one of its jobs, e.g. 'resume=\""),
+    ("a new run into a sweep's directory", lambda run, tmp: [*TINY, f"hydra.run.dir={sweep_of(run, tmp)}"],
      "is a sweep's directory, not a run: give one of its jobs, e.g. 'resume=\""),
     ("truncated checkpoint", lambda run, tmp: [*TINY, f"resume={truncated_copy(run, tmp)}"],
      "truncated or corrupt"),

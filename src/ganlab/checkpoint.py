@@ -104,22 +104,26 @@ def last_in(run_dir: Path, key: str = "resume") -> Path:
     if copies:  # a population's directory: its copies are the runs
         raise CheckpointError(f"{run_dir} holds a population of {len(copies)} copies, each a run with "
                               f"checkpoints of its own: give one, e.g. {as_typed(key, str(copies[0]))}")
-    runs = [] if path.is_file() else runs_below(run_dir)
-    if runs:  # a sweep's directory, or a folder of runs such as outputs/DATE
-        example = f"e.g. {as_typed(key, str(runs[0]))}"
-        if (run_dir / "multirun.yaml").is_file():
-            whole = (f" (the whole sweep continues with its own command plus resume=auto "
-                     f"{as_typed('hydra.sweep.dir', str(run_dir))})" if key == "resume" else "")
-            raise CheckpointError(f"{run_dir} is a sweep's directory, not a run: give one of its jobs, {example}{whole}")
-        raise CheckpointError(f"{run_dir} is not a run, but holds runs: give one, {example}")
+    if not path.is_file() and (problem := holds_runs(run_dir, key)):
+        raise CheckpointError(problem)
     require(path)
     return path
 
 
-def runs_below(directory: Path) -> list[Path]:
-    """The runs (or populations) one level below a directory that is none itself."""
+def holds_runs(directory: Path, key: str) -> str | None:
+    """What to say where `directory` is no run but holds runs one level below (a sweep's directory,
+    a folder such as outputs/DATE); None where it holds none. A sweep's job names hold `=` and `,`:
+    the example is quoted so it can be pasted as `key`=."""
     below = [path for path in directory.iterdir() if path.is_dir()] if directory.is_dir() else []
-    return sorted(path for path in below if (path / "checkpoints" / LAST).is_file() or copies_in(path))
+    runs = sorted(path for path in below if (path / "checkpoints" / LAST).is_file() or copies_in(path))
+    if not runs:
+        return None
+    example = f"e.g. {as_typed(key, str(runs[0]))}"
+    if (directory / "multirun.yaml").is_file():
+        whole = (f" (the whole sweep continues with its own command plus resume=auto "
+                 f"{as_typed('hydra.sweep.dir', str(directory))})" if key == "resume" else "")
+        return f"{directory} is a sweep's directory, not a run: give one of its jobs, {example}{whole}"
+    return f"{directory} is not a run, but holds runs: give one, {example}"
 
 
 def check_resumable(run_dir: Path) -> None:
@@ -148,6 +152,8 @@ def check_unused(run_dir: Path) -> None:
             if has_last else "remove it"
         raise CheckpointError(f"{run_dir} already holds a run ({earlier[0].relative_to(run_dir)}); {fix}, "
                               "or write this one elsewhere (hydra.run.dir=DIR; hydra.sweep.dir=DIR with -m)")
+    if problem := holds_runs(run_dir, "resume"):  # a new run there would mix its files with theirs
+        raise CheckpointError(f"{problem}; or write a new run elsewhere (hydra.run.dir=DIR)")
 
 
 LOCK = ".ganlab.lock"  # in a run directory while a process trains in it: "HOST PID"
