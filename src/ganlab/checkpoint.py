@@ -114,8 +114,11 @@ def holds_runs(directory: Path, key: str) -> str | None:
     """What to say where `directory` is no run but holds runs one level below (a sweep's directory,
     a folder such as outputs/DATE); None where it holds none. A sweep's job names hold `=` and `,`:
     the example is quoted so it can be pasted as `key`=."""
-    below = [path for path in directory.iterdir() if path.is_dir()] if directory.is_dir() else []
-    runs = sorted(path for path in below if (path / "checkpoints" / LAST).is_file() or copies_in(path))
+    try:
+        runs = sorted(path for path in directory.iterdir()
+                      if (path / "checkpoints" / LAST).is_file() or copies_in(path))
+    except OSError:  # no such directory, or one this user cannot read: no runs known to be there
+        return None
     if not runs:
         return None
     example = f"e.g. {as_typed(key, str(runs[0]))}"
