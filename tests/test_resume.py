@@ -863,6 +863,8 @@ BAD_INPUT = [
     ("a checkpoint file for its run", lambda run, tmp: [*TINY, f"resume={run}/checkpoints/last.pt"],
      "last.pt is a file; give the directory of the run that holds it, "),
     ("an empty resume=", lambda run, tmp: [*TINY, "resume="], "resume= is empty"),
+    ("a folder inside a run", lambda run, tmp: [*TINY, f"resume={run}/checkpoints"],
+     "/checkpoints lies inside the run "),
     ("the folder above a run", lambda run, tmp: [*TINY, f"resume={run.parent}"],
      "is not a run, but holds runs: give one, e.g. resume="),
     ("a sweep's directory", lambda run, tmp: [*TINY, f"resume={sweep_of(run, tmp)}"],

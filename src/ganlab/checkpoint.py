@@ -106,8 +106,17 @@ def last_in(run_dir: Path, key: str = "resume") -> Path:
                               f"checkpoints of its own: give one, e.g. {as_typed(key, str(copies[0]))}")
     if not path.is_file() and (problem := holds_runs(run_dir, key)):
         raise CheckpointError(problem)
+    owner = None if path.is_file() else enclosing_run(run_dir)
+    if owner:
+        raise CheckpointError(f"{run_dir} lies inside the run {owner}; give the run's directory, "
+                              f"{as_typed(key, str(owner))}")
     require(path)
     return path
+
+
+def enclosing_run(directory: Path) -> Path | None:
+    """The run that a folder one or two levels down belongs to (RUN/checkpoints, RUN/images/TAG)."""
+    return next((run for run in list(directory.parents)[:2] if (run / "checkpoints" / LAST).is_file()), None)
 
 
 def holds_runs(directory: Path, key: str) -> str | None:
