@@ -100,17 +100,17 @@ def last_in(run_dir: Path, key: str = "resume") -> Path:
         owner = run_dir.parent.parent if run_dir.parent.name == "checkpoints" else run_dir.parent
         raise CheckpointError(f"{run_dir} is a file; give the directory of the run that holds it, {owner}")
     path = run_dir / "checkpoints" / LAST
-    copies = [] if path.is_file() else copies_in(run_dir)
-    if copies:  # a population's directory: its copies are the runs
+    if path.is_file():
+        return path
+    if copies := copies_in(run_dir):  # a population's directory: its copies are the runs
         raise CheckpointError(f"{run_dir} holds a population of {len(copies)} copies, each a run with "
                               f"checkpoints of its own: give one, e.g. {as_typed(key, str(copies[0]))}")
-    if not path.is_file() and (problem := holds_runs(run_dir, key)):
+    if problem := holds_runs(run_dir, key):
         raise CheckpointError(problem)
-    owner = None if path.is_file() else enclosing_run(run_dir)
-    if owner:
+    if owner := enclosing_run(run_dir):
         raise CheckpointError(f"{run_dir} lies inside the run {owner}; give the run's directory, "
                               f"{as_typed(key, str(owner))}")
-    require(path)
+    require(path)  # (not there: says so)
     return path
 
 
