@@ -311,6 +311,14 @@ def test_a_population_resumes_where_it_stopped(tmp_path):
         train(compose_cfg([*single, f"resume={tmp_path / 'short' / 'seed_1'}"]))  # a copy needs its own seed
     with pytest.raises(ConfigError, match="single run, not a population"):
         train(compose_cfg([*args, f"resume={tmp_path / 'short' / 'seed_0'}"]))
+    # Another number of copies, or other seeds: one more would find no checkpoint, and a
+    # population of 3 resumed as 2 would train two copies on and leave the third behind.
+    with pytest.raises(ConfigError, match=r"holds a population of 2 copies \(seed_0 to seed_1\), and this command "
+                                          r"gives train.population=3 seed=0 \(seed_0 to seed_2\); resume it with "
+                                          r"train.population=2 seed=0$"):
+        train(compose_cfg([*single, "train.population=3", f"resume={tmp_path / 'short'}"]))
+    with pytest.raises(ConfigError, match=r"gives train.population=2 seed=1 \(seed_1 to seed_2\)"):
+        train(compose_cfg([*args, "seed=1", f"resume={tmp_path / 'short'}"]))
     train(compose_cfg([*args, "train.iterations=40", f"resume={tmp_path / 'short'}"]))
     for seed in (0, 1):
         a, b = final(tmp_path / "long" / f"seed_{seed}"), final(tmp_path / "short" / f"seed_{seed}")

@@ -33,8 +33,9 @@ def member_config(cfg: DictConfig, seed: int) -> DictConfig:
     return member
 
 
-def check_same_shape(run_dir: Path, population: int) -> None:
-    """resume= of a population needs its train.population, and of a single run none."""
+def check_same_shape(run_dir: Path, population: int, seed: int) -> None:
+    """resume= of a population needs its train.population and seed (its copies are seed_SEED to
+    seed_SEED+K-1), and of a single run none."""
     copies = checkpoint.copies_in(run_dir)
     if population == 1 and copies and not (run_dir / "checkpoints").is_dir():
         first = copies[0]  # seed_N, which trained with seed=N
@@ -44,6 +45,13 @@ def check_same_shape(run_dir: Path, population: int) -> None:
                           f"{as_typed('resume', str(first))} seed={first.name.removeprefix('seed_')}")
     if population > 1 and not copies:
         raise ConfigError(f"{run_dir} holds a single run, not a population; resume it without train.population")
+    given = [f"seed_{n}" for n in range(seed, seed + population)]
+    if population > 1 and [copy.name for copy in copies] != given:
+        # Fewer would train some copies on and leave the rest behind; more would find no checkpoint.
+        raise ConfigError(f"{run_dir} holds a population of {len(copies)} copies ({copies[0].name} to "
+                          f"{copies[-1].name}), and this command gives train.population={population} seed={seed} "
+                          f"({given[0]} to {given[-1]}); resume it with train.population={len(copies)} "
+                          f"seed={copies[0].name.removeprefix('seed_')}")
 
 
 def failed_before(cfg: DictConfig, run_dir: Path) -> list[int]:

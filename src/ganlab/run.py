@@ -385,7 +385,7 @@ def members_to_train(cfg: DictConfig, run_dir: Path, placement: Placement) -> tu
     """The run's Members, checked: a new run's directory is unused; a resumed population's
     copies continue from the same iteration (those that failed before are left out, returned)."""
     if cfg.resume:
-        check_same_shape(run_dir, cfg.train.population)
+        check_same_shape(run_dir, cfg.train.population, cfg.seed)
     elif placement.is_main:
         check_unused(run_dir)
     left_out = failed_before(cfg, run_dir)
