@@ -315,7 +315,7 @@ def test_a_population_resumes_where_it_stopped(tmp_path):
     # population of 3 resumed as 2 would train two copies on and leave the third behind.
     with pytest.raises(ConfigError, match=r"holds a population of 2 copies \(seed_0 to seed_1\), and this command "
                                           r"gives train.population=3 seed=0 \(seed_0 to seed_2\); resume it with "
-                                          r"train.population=2 seed=0$"):
+                                          r"train.population=2 seed=0 \(more seeds: a new run from seed=2\)$"):
         train(compose_cfg([*single, "train.population=3", f"resume={tmp_path / 'short'}"]))
     with pytest.raises(ConfigError, match=r"gives train.population=2 seed=1 \(seed_1 to seed_2\)"):
         train(compose_cfg([*args, "seed=1", f"resume={tmp_path / 'short'}"]))

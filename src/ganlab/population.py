@@ -45,13 +45,14 @@ def check_same_shape(run_dir: Path, population: int, seed: int) -> None:
                           f"{as_typed('resume', str(first))} seed={first.name.removeprefix('seed_')}")
     if population > 1 and not copies:
         raise ConfigError(f"{run_dir} holds a single run, not a population; resume it without train.population")
-    given = [f"seed_{n}" for n in range(seed, seed + population)]
-    if population > 1 and [copy.name for copy in copies] != given:
+    seeds = [int(copy.name.removeprefix("seed_")) for copy in copies]
+    if population > 1 and seeds != list(range(seed, seed + population)):
         # Fewer would train some copies on and leave the rest behind; more would find no checkpoint.
-        raise ConfigError(f"{run_dir} holds a population of {len(copies)} copies ({copies[0].name} to "
-                          f"{copies[-1].name}), and this command gives train.population={population} seed={seed} "
-                          f"({given[0]} to {given[-1]}); resume it with train.population={len(copies)} "
-                          f"seed={copies[0].name.removeprefix('seed_')}")
+        raise ConfigError(f"{run_dir} holds a population of {len(seeds)} copies (seed_{seeds[0]} to "
+                          f"seed_{seeds[-1]}), and this command gives train.population={population} seed={seed} "
+                          f"(seed_{seed} to seed_{seed + population - 1}); resume it with "
+                          f"train.population={len(seeds)} seed={seeds[0]} (more seeds: a new run from "
+                          f"seed={seeds[-1] + 1})")
 
 
 def failed_before(cfg: DictConfig, run_dir: Path) -> list[int]:
