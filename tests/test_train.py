@@ -11,6 +11,7 @@ import torch
 from conftest import ROOT, TINY, compose_cfg, read_events, run_cli
 from ganlab import checkpoint
 from ganlab.config import validate
+from ganlab.sweep import usable_cores
 
 SCALARS = {"loss/d", "loss/g", "d_out/real", "d_out/fake",
            "eval/mean", "eval/std", "eval/ks", "eval/w1"}
@@ -65,6 +66,19 @@ def test_seed_recipe_and_options_train(train_tiny):
         run_dir = train_tiny(*overrides, name=f"r{i}")
         final = json.loads((run_dir / "metrics.json").read_text())["final"]
         assert all(torch.isfinite(torch.tensor(v)) for v in final.values())
+
+
+def test_more_threads_than_cores_is_a_warning(train_tiny, caplog):
+    """Threads beyond the cores only wait on each other: 2-3x slower on 2 cores (experiments/README.md)."""
+    cores, before = usable_cores(), torch.get_num_threads()
+    try:
+        with caplog.at_level("WARNING", logger="ganlab"):
+            train_tiny(f"train.threads={cores}", name="fits")
+            assert "train.threads" not in caplog.text
+            train_tiny(f"train.threads={cores + 1}", name="too_many")
+    finally:
+        torch.set_num_threads(before)
+    assert f"train.threads={cores + 1} is more than the {cores} cores this process may use" in caplog.text
 
 
 def test_train_py_runs_from_the_command_line(tmp_path):

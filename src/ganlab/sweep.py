@@ -63,9 +63,15 @@ def fair_threads(processes: int = 1) -> int:
         n_jobs = OmegaConf.select(launcher, "n_jobs", default=None)
     except ValueError:  # not under Hydra
         n_jobs = None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     parallel = processes * ((cores if n_jobs < 0 else n_jobs) if n_jobs else 1)
     return max(1, cores // parallel)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity mask where the system has one (taskset, a
+    container's CPU set), else the machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def best_of(metrics: dict, metric: str) -> dict[str, float]:
