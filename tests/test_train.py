@@ -69,7 +69,7 @@ def test_seed_recipe_and_options_train(train_tiny):
 
 
 def test_more_threads_than_cores_is_a_warning(train_tiny, caplog):
-    """Threads beyond the cores only wait on each other: 2-3x slower on 2 cores (experiments/README.md)."""
+    """Threads beyond the cores only wait on each other: 2-4x slower on 2 cores (experiments/README.md)."""
     cores, before = usable_cores(), torch.get_num_threads()
     try:
         with caplog.at_level("WARNING", logger="ganlab"):

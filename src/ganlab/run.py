@@ -189,7 +189,7 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
     torch.set_num_threads(cfg.train.threads or fair_threads(placement.world))
     if cfg.train.threads > (cores := usable_cores()):
         log.warning("train.threads=%d is more than the %d %s this process may use: the extra threads only wait "
-                    "on the others, and training slows (2-3x on 2 cores, experiments/README.md); "
+                    "on the others, and training slows (2-4x on 2 cores, experiments/README.md); "
                     "train.threads=0 uses every core", cfg.train.threads, cores, "core" if cores == 1 else "cores")
     memory.keep_freed_memory()
     check_fused(cfg, placement)
