@@ -143,6 +143,19 @@ def test_help_says_how_to_run_and_lists_the_options():
     assert "experiment: mnist_cpu, seed_mnist, seed_normal" in result.stdout
 
 
+def test_the_config_names_exactly_the_model_families_with_running_statistics():
+    """config.py refuses train.population for models with BatchNorm before torch is imported, from a
+    list of its own: it must name the families whose modules have buffers (README, "Extending")."""
+    from ganlab.config import WITH_RUNNING_STATISTICS
+    from ganlab.models import build_models
+
+    for model in sorted(path.stem for path in (ROOT / "conf" / "model").glob("*.yaml")):
+        cfg = compose_cfg([f"model={model}", "dataset=mnist" if model.startswith("mnist") else "dataset=normal"])
+        buffers = [b for net in build_models(cfg.model, cfg.dataset) for b in net.buffers()]
+        assert bool(buffers) == (cfg.model.name in WITH_RUNNING_STATISTICS), \
+            f"model={model}: {'add' if buffers else 'remove'} {cfg.model.name!r} in WITH_RUNNING_STATISTICS, config.py"
+
+
 def test_the_config_accepts_exactly_the_losses_and_optimizers_there_are():
     """config.py checks train.loss and optimizer.*.name before torch is imported, from lists of
     its own: they must name what losses.py and optimizers.py build (README, "Extending")."""

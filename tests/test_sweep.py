@@ -214,6 +214,18 @@ def test_a_bad_value_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path
     assert result.returncode == 2 and "no job has run" in result.stderr and not (tmp_path / "multirun").exists()
 
 
+def test_a_population_of_batchnorm_models_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path):
+    """Before, the check needed the models built (torch), so it ran in the job: the 1-D job
+    trained, then the sweep ended at the MNIST one."""
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "dataset=normal,mnist", "train.population=2", *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("ganlab: error: sweep job #1 (dataset=mnist train.population=2 ")
+    assert "train.population=2 needs models without BatchNorm" in lines[0] and lines[0].endswith("no job has run")
+    assert not sweep.exists()
+
+
 @pytest.mark.parametrize("values,words", [
     (["seed=0,1,0"], "sweep jobs #0 and #2 (seed=0 "),  # a value given twice
     (["seed=0", "train.progress=true,false"], "sweep jobs #0 and #1 (seed=0 train.progress=False "),  # a key names leave out

@@ -375,6 +375,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.dataset.name not in fits[cfg.model.name]:
         fail("model.name", f"does not fit dataset={cfg.dataset.name}",
              f"use model={cfg.dataset.name} or another model built for {cfg.dataset.name}")
+    if cfg.train.population > 1 and cfg.model.name in WITH_RUNNING_STATISTICS:
+        fail("train.population", "needs models without BatchNorm (vmap cannot update running statistics per copy)",
+             "use it with dataset=normal")
     if cfg.model.get("arch") == "seed" and cfg.train.batch_size < 2:  # (the DCGAN pair's BatchNorm2d
         # also normalises over each 7x7 or 14x14 map, so a batch of one image trains)
         fail("train.batch_size", "is too small for model.arch=seed: its BatchNorm1d normalises each unit "
@@ -389,6 +392,11 @@ def validate(cfg: DictConfig) -> None:
         fail("train.epochs", "needs a finite dataset (normal draws fresh samples every step)",
              "give the length with train.iterations and train.eval_every")
 
+
+# The model families with BatchNorm, whose running statistics vmap cannot update per copy, so
+# train.population cannot train them; checked here, before torch is imported, so that a sweep's
+# check of every job finds it (a test fails while this differs from the models' buffers).
+WITH_RUNNING_STATISTICS = ("conv",)
 
 # Lengths that can be given in iterations or in epochs (the MNIST recipes count in epochs, and
 # epochs win when both are set).

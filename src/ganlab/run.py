@@ -25,7 +25,6 @@ from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, validate
 from ganlab.distributed import Placement
 from ganlab.errors import STOP_SIGNALS, Diverged, UserError, out_of_memory
 from ganlab.member import Member, build_members
-from ganlab.models import build_models
 from ganlab.overrides import as_typed
 from ganlab.population import Spread, check_same_shape, failed_before
 from ganlab.progress import Progress
@@ -137,9 +136,6 @@ def check_fused(cfg: DictConfig, placement: Placement) -> None:
     if (t.compile or t.population > 1) and placement.world > 1:
         raise ConfigError("train.compile and train.population do not run under torchrun yet; "
                           "drop them or run a single process")
-    if t.population > 1 and any(True for net in build_models(cfg.model, cfg.dataset) for _ in net.buffers()):
-        raise ConfigError(f"train.population={t.population} needs models without BatchNorm (vmap cannot "
-                          "update running statistics per copy); use it with dataset=normal")
 
 
 def device_advice(cfg: DictConfig, placement: Placement) -> str | None:
