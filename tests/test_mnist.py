@@ -91,10 +91,12 @@ def corrupt(root, images, labels, case):
 
 @pytest.mark.parametrize("length", [["train.epochs=1"], ["train.epochs=0", "train.eval_every_epochs=0"]],
                          ids=["epochs", "iterations"])
-def test_a_batch_larger_than_the_data_is_one_line_however_the_length_is_given(train_tiny, length):
-    # Counted in iterations (debug=fast, say), it ended in a RuntimeError traceback from the data stream
+def test_a_batch_larger_than_the_data_is_one_line_however_the_length_is_given(train_tiny, tmp_path, digits, length):
+    # Counted in iterations (debug=fast, say), it ended in a RuntimeError traceback from the data stream.
+    # (A dataset.n_train below the batch is refused by the config's check; here the files hold 10 digits.)
+    root = write_mnist(tmp_path / "ten", digits[0][:10], digits[1][:10])
     with pytest.raises(ConfigError, match=r"^train.batch_size=16 is larger than the 10 training digits; lower it"):
-        train_tiny(*TINY, "dataset=mnist", "dataset.n_train=10", "train.batch_size=16", *length)
+        train_tiny(*TINY, "dataset=mnist", f"dataset.root={root}", "train.batch_size=16", *length)
 
 
 @pytest.mark.parametrize("case,words", [

@@ -214,16 +214,20 @@ def test_a_bad_value_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path
     assert result.returncode == 2 and "no job has run" in result.stderr and not (tmp_path / "multirun").exists()
 
 
-def test_a_population_of_batchnorm_models_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path):
-    """Before, the check needed the models built (torch), so it ran in the job: the 1-D job
-    trained, then the sweep ended at the MNIST one."""
+@pytest.mark.parametrize("values,words", [
+    (["dataset=normal,mnist", "train.population=2"], "train.population=2 needs models without BatchNorm"),
+    (["dataset=mnist", "dataset.n_train=100,10", "train.batch_size=32"],
+     "train.batch_size=32 is larger than the 10 training digits"),
+])
+def test_a_value_that_only_the_job_could_check_stops_the_sweep_before_any_job_runs(tmp_path, values, words):
+    """Before, these were checked in the job (with the models built, or the data read): the first
+    job trained, then the sweep ended at the second."""
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "dataset=normal,mnist", "train.population=2", *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
+    result = run_cli("-m", *SWEEP_TINY, *values, f"hydra.sweep.dir={sweep}")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
-    assert lines[0].startswith("ganlab: error: sweep job #1 (dataset=mnist train.population=2 ")
-    assert "train.population=2 needs models without BatchNorm" in lines[0] and lines[0].endswith("no job has run")
-    assert not sweep.exists()
+    assert lines[0].startswith("ganlab: error: sweep job #1 (") and words in lines[0], lines[0]
+    assert lines[0].endswith("no job has run") and not sweep.exists()
 
 
 @pytest.mark.parametrize("values,words", [

@@ -388,6 +388,10 @@ def validate(cfg: DictConfig) -> None:
     if cfg.dataset.name == "mnist" and cfg.dataset.n_train == 1:  # (the real digits evaluated against)
         fail("dataset.n_train", "is too few digits for a Frechet distance (it needs a covariance)",
              "set dataset.n_train to 2 or more (0: all)")
+    if cfg.dataset.name == "mnist" and 0 < cfg.dataset.n_train < cfg.train.batch_size:  # (with n_train=0,
+        # all the files' digits, member.schedule checks the batch against their number once they are read)
+        fail("train.batch_size", f"is larger than the {cfg.dataset.n_train} training digits of dataset.n_train",
+             "lower it or raise dataset.n_train")
     if cfg.dataset.name == "normal" and (cfg.train.epochs or cfg.train.eval_every_epochs):
         fail("train.epochs", "needs a finite dataset (normal draws fresh samples every step)",
              "give the length with train.iterations and train.eval_every")
