@@ -304,6 +304,24 @@ def test_joblib_runs_jobs_in_parallel_with_a_fair_share_of_threads(tmp_path):
     cores = len(os.sched_getaffinity(0))
     for job in job_dirs(sweep):
         assert json.loads((job / "timing.json").read_text())["threads"] == max(1, cores // 2)
+        assert "train.threads" not in (job / "train.log").read_text()  # no warning: cores // 2 each fit
+
+
+def test_threads_that_add_up_to_more_than_the_cores_over_jobs_or_processes_are_a_warning(tmp_path):
+    """Each job's train.threads may fit the cores while their sum does not: on 2 cores two joblib
+    jobs of 2 threads trained 7-12x slower, two torchrun processes 3x (experiments/README.md)."""
+    cores = len(os.sched_getaffinity(0))
+    sweep = tmp_path / "joblib"
+    result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", f"train.threads={cores}",
+                     *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    for job in job_dirs(sweep):
+        assert f"train.threads={cores} in each of 2 jobs at once (hydra.launcher.n_jobs) makes {2 * cores} threads, " \
+            f"more than the {cores} core" in (job / "train.log").read_text()
+    result = torchrun(2, "train.device=cpu", f"train.threads={cores}", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"train.threads={cores} in each of 2 torchrun processes makes {2 * cores} threads, more than the {cores} " \
+        "core" in (tmp_path / "ddp" / "train.log").read_text()
 
 
 def test_submitit_local_launcher(tmp_path):
@@ -327,7 +345,9 @@ def test_torchrun_two_processes_on_gloo(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1  # rank 0 alone writes
     assert (run_dir / "metrics.json").exists() and (run_dir / "checkpoints" / "last.pt").exists()
-    assert json.loads((run_dir / "timing.json").read_text())["world_size"] == 2
+    timing = json.loads((run_dir / "timing.json").read_text())
+    assert timing["world_size"] == 2 and timing["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert "train.threads" not in result.stdout + result.stderr  # no warning: the cores shared, as above
     assert not (tmp_path / "outputs").exists() and not (tmp_path / ".hydra").exists()
     assert "Grad strides do not match" not in result.stderr  # DDP's spurious warning for D's 1 x 50 weight
 

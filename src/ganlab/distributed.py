@@ -26,6 +26,7 @@ class Placement:
     device: torch.device
     rank: int = 0
     world: int = 1
+    local_world: int = 1  # torchrun's processes on this machine, which share its cores
 
     @property
     def is_main(self) -> bool:
@@ -66,7 +67,7 @@ def setup(device_name: str) -> Placement:
     # spurious (PyTorch's own diagnosis, pytorch/pytorch#47163). Other stride mismatches still warn.
     warnings.filterwarnings("ignore", message=r"(?s)Grad strides do not match bucket view strides.*"
                                               r"grad\.sizes\(\) = \[1, \d+\], strides\(\) = \[1, 1\]")
-    return Placement(device, rank, world)
+    return Placement(device, rank, world, local_world)
 
 
 def reproducible(device: torch.device, deterministic: bool) -> None:

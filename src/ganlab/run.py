@@ -29,7 +29,7 @@ from ganlab.overrides import as_typed
 from ganlab.population import Spread, check_same_shape, failed_before
 from ganlab.progress import Progress
 from ganlab.streams import Together
-from ganlab.sweep import fair_threads, usable_cores
+from ganlab.sweep import fair_threads, too_many_threads
 
 log = logging.getLogger("ganlab")
 
@@ -182,11 +182,9 @@ def capped(placement: Placement) -> bool:
 
 def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -> float:
     """train() in its run directory, which this process holds; `again` says how to continue it."""
-    torch.set_num_threads(cfg.train.threads or fair_threads(placement.world))
-    if cfg.train.threads > (cores := usable_cores()):
-        log.warning("train.threads=%d is more than the %d %s this process may use: the extra threads only wait "
-                    "on the others, and training slows (2-4x on 2 cores, experiments/README.md); "
-                    "train.threads=0 uses every core", cfg.train.threads, cores, "core" if cores == 1 else "cores")
+    torch.set_num_threads(cfg.train.threads or fair_threads(placement.local_world))
+    if warning := too_many_threads(cfg.train.threads, placement.local_world):
+        log.warning(warning)
     memory.keep_freed_memory()
     check_fused(cfg, placement)
     population = cfg.train.population

@@ -56,16 +56,44 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 def fair_threads(processes: int = 1) -> int:
     """Torch threads for this job: all cores, divided among the jobs a launcher runs at once
     and among the processes of a torchrun job."""
+    return max(1, usable_cores() // (processes * jobs_at_once()))
+
+
+def jobs_at_once() -> int:
+    """How many jobs of this sweep run at once on this machine: the launcher's n_jobs (joblib's;
+    -1 is one a core), else one."""
     try:
         from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
-        launcher = HydraConfig.get().launcher
-        n_jobs = OmegaConf.select(launcher, "n_jobs", default=None)
+        hydra = HydraConfig.get()
+        n_jobs = OmegaConf.select(hydra.launcher, "n_jobs", default=None) if hydra.mode == RunMode.MULTIRUN else None
     except ValueError:  # not under Hydra
         n_jobs = None
-    cores = usable_cores()
-    parallel = processes * ((cores if n_jobs < 0 else n_jobs) if n_jobs else 1)
-    return max(1, cores // parallel)
+    return (usable_cores() if n_jobs < 0 else n_jobs) if n_jobs else 1
+
+
+def too_many_threads(threads: int, processes: int = 1) -> str | None:
+    """A warning where train.threads, in each of the jobs and torchrun processes running at once,
+    comes to more threads than the cores: the extra threads only wait on the others (OpenMP's
+    threads spin while they wait). On 2 cores one run of 3-8 threads trained 2-4x slower, two
+    torchrun processes of 2 threads 3x, and two joblib jobs of 2 threads 7-12x (experiments/README.md)."""
+    cores, jobs = usable_cores(), jobs_at_once()
+    total = threads * jobs * processes
+    if not threads or total <= cores:
+        return None
+    sharing = []
+    if processes > 1:
+        sharing.append(f"{processes} torchrun processes")
+    if jobs > 1:
+        sharing.append(f"{jobs} jobs at once (hydra.launcher.n_jobs)")
+    if sharing:
+        problem, fix = f"in each of {' of '.join(sharing)} makes {total} threads, more than", "shares the cores among them"
+    else:
+        problem, fix = "is more than", "uses every core"
+    return (f"train.threads={threads} {problem} the {cores} {'core' if cores == 1 else 'cores'} this process may use: "
+            "the extra threads only wait on the others, and training slows (2-12x on 2 cores, experiments/README.md, "
+            f'"Sweeps: parallel jobs"); train.threads=0 {fix}')
 
 
 def usable_cores() -> int:
