@@ -169,6 +169,9 @@ def test_amp_on_a_cpu_without_bfloat16_stops_with_one_line(monkeypatch):
     monkeypatch.setattr(distributed, "cpu_has_native_bfloat16", lambda: False)
     with pytest.raises(ConfigError, match=r"needs native bfloat16 .*which this CPU lacks; drop train.amp$"):
         build_gan(compose_cfg(["train.amp=true"]), iterations=10, placement=Placement(torch.device("cpu")))
+    with pytest.raises(ConfigError, match=r"which this CPU lacks; drop train.amp$"):  # a sweep's check of each job
+        distributed.check_machine("cpu", amp=True)
+    distributed.check_machine("cpu", amp=False)
 
 
 @compiles_in_a_run

@@ -19,6 +19,7 @@ from ganlab.summary import rank_test, welch_interval
 from ganlab.sweep import write_summary
 
 SWEEP_TINY = [a for a in TINY if not a.startswith("train.progress")] + ["train.progress=false"]
+MISSING_DEVICE = "mps" if torch.cuda.is_available() else "cuda"  # (a Mac has no CUDA, a GPU machine no MPS)
 
 
 def job_dirs(sweep_dir):
@@ -218,6 +219,7 @@ def test_a_bad_value_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path
     (["dataset=normal,mnist", "train.population=2"], "train.population=2 needs models without BatchNorm"),
     (["dataset=mnist", "dataset.n_train=100,10", "train.batch_size=32"],
      "train.batch_size=32 is larger than the 10 training digits"),
+    ([f"train.device=cpu,{MISSING_DEVICE}"], f"train.device={MISSING_DEVICE} is not available on this machine"),
 ])
 def test_a_value_that_only_the_job_could_check_stops_the_sweep_before_any_job_runs(tmp_path, values, words):
     """Before, these were checked in the job (with the models built, or the data read): the first
@@ -257,6 +259,20 @@ def test_a_sweep_told_to_run_nothing_says_so_in_one_line(tmp_path, count, fix):
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"ganlab: error: {key}={value} would run nothing; give {fix} ({key}=")
     assert not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.skipif(shutil.which("srun") is not None, reason="a node of a SLURM cluster")
+def test_the_slurm_launcher_off_a_slurm_cluster_says_so_in_one_line(tmp_path):
+    """Before, submitit's traceback: 'Could not detect "srun", are you indeed on a slurm cluster?'."""
+    sweep = tmp_path / "slurm"
+    result = run_cli("-m", "hydra/launcher=submitit_slurm", "seed=0,1", *SWEEP_TINY, f"hydra.sweep.dir={sweep}",
+                     timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and lines == [
+        "ganlab: error: hydra/launcher=submitit_slurm submits the jobs to SLURM, which this machine lacks (no srun on "
+        "its PATH); start the sweep on a node of the SLURM cluster, or run the jobs on this machine with "
+        "hydra/launcher=joblib or submitit_local"], result.stderr
+    assert not sweep.exists()
 
 
 @pytest.mark.parametrize("args,plugin,extra", [

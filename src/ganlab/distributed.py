@@ -106,14 +106,25 @@ def autocast(placement: Placement, enabled: bool):
     here): refused rather than risk a slower run."""
     if not enabled:
         return nullcontext
-    kind = placement.device.type
+    check_amp(placement.device.type)
+    return partial(torch.autocast, device_type=placement.device.type, dtype=torch.bfloat16)
+
+
+def check_amp(kind: str) -> None:
     if kind == "cpu" and cpu_has_native_bfloat16() is False:
         raise ConfigError("train.amp=true needs native bfloat16 (a GPU, or a CPU with AVX512-BF16 or AMX), "
                           "which this CPU lacks; drop train.amp")
     if kind not in ("cuda", "cpu"):
         raise ConfigError(f"train.amp=true runs on CUDA and on CPUs with native bfloat16, not on {kind}; "
                           "drop train.amp")
-    return partial(torch.autocast, device_type=kind, dtype=torch.bfloat16)
+
+
+def check_machine(device_name: str, amp: bool) -> None:
+    """What only the machine can tell of a config: whether train.device is there, and native
+    bfloat16 for train.amp (a sweep checks each job's before the first runs)."""
+    device = resolve_device(device_name)
+    if amp:
+        check_amp(device.type)
 
 
 def teardown(gans: list) -> None:

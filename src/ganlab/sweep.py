@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -383,6 +384,7 @@ class SweepCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         on_ctrl_c(sweep_stopped(config.hydra.sweep.dir))
         check_counts(config)
+        check_slurm(config)
         if config.hydra.sweeper.get("_target_") == self.BASIC:  # (Optuna and others choose values as they go)
             check_every_job(config)
         claim_default_root(config)  # once the sweep will run: a bad value leaves no empty root behind
@@ -408,8 +410,18 @@ def check_counts(config: DictConfig) -> None:
             fail(ConfigError(f"hydra.{key}={value} would run nothing; {fix}"))
 
 
+def check_slurm(config: DictConfig) -> None:
+    """submitit's SLURM launcher on a machine without SLURM ended in a traceback ('Could not
+    detect "srun", are you indeed on a slurm cluster?'), after Hydra had written the sweep's root."""
+    if str(config.hydra.launcher.get("_target_", "")).endswith(".SlurmLauncher") and shutil.which("srun") is None:
+        fail(ConfigError("hydra/launcher=submitit_slurm submits the jobs to SLURM, which this machine lacks (no srun "
+                         "on its PATH); start the sweep on a node of the SLURM cluster, or run the jobs on this "
+                         "machine with hydra/launcher=joblib or submitit_local"))
+
+
 def check_every_job(config: DictConfig) -> None:
-    """Compose and validate each job of a grid sweep; the first bad one ends the sweep (one line)."""
+    """Compose and validate each job of a grid sweep, and where the jobs run here, check their
+    device (train.device, train.amp) on this machine; the first bad one ends the sweep (one line)."""
     arguments = [*(f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()),
                  *config.hydra.overrides.task]
     try:  # the jobs as Hydra's basic sweeper lists them (an internal module: a check, not a dependency)
@@ -419,13 +431,27 @@ def check_every_job(config: DictConfig) -> None:
         configs = [compose(config.hydra.job.config_name, overrides=overrides) for overrides in jobs]
     except Exception:  # noqa: BLE001  Hydra's sweeper reports what it cannot read or compose, in one line
         return
+    here = runs_here(config)
     for number, (overrides, cfg) in enumerate(zip(jobs, configs)):
         try:
             count_as_given(cfg, overrides)
             validate(cfg)
+            if here and (cfg.train.device not in ("auto", "cpu") or cfg.train.amp):  # (torch imported only then)
+                from ganlab.distributed import check_machine
+
+                check_machine(cfg.train.device, cfg.train.amp)
         except ConfigError as error:  # exits here: Hydra turns a callback's exceptions into warnings
             fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {error}; no job has run"))
     check_job_directories(config, jobs)
+
+
+LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher", "LocalLauncher")  # Hydra's, joblib's, submitit_local's
+
+
+def runs_here(config: DictConfig) -> bool:
+    """Whether the launcher runs the jobs on this machine, so that this machine's devices are theirs
+    (not SLURM's nodes, say)."""
+    return str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
 
 
 def check_job_directories(config: DictConfig, jobs: list[list[str]]) -> None:
