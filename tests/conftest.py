@@ -31,6 +31,8 @@ compiles_in_a_run = pytest.mark.skipif(torch.__version__ < COMPILES_WHOLE,
 # Small and fast, but a real training run through the real loop, logger and checkpoint code.
 TINY = ["train.iterations=40", "train.batch_size=4", "train.eval_every=20", "train.log_every=10",
         "dataset.eval_samples=20", "train.checkpoint_every=20", "train.progress=false"]
+MNIST_TINY = [*TINY, "dataset=mnist", "dataset.n_train=64", "dataset.eval_samples=32",
+              "train.batch_size=8", "train.epochs=0", "train.eval_every_epochs=0"]
 
 
 def compose_cfg(overrides: list[str] = ()) -> DictConfig:

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import TINY, compose_cfg, run_cli
+from conftest import MNIST_TINY, TINY, compose_cfg, run_cli
 from ganlab.distributed import cpu_has_native_bfloat16
 from ganlab.summary import rank_test, t_quantile, welch_interval
 
@@ -101,6 +101,26 @@ def test_experiment_scripts_without_argparse_answer_help_with_their_docstring(sc
     result = run_cli("--help", script=f"experiments/{script}.py", timeout=120)
     assert result.returncode == 0 and result.stderr == ""
     assert result.stdout.splitlines()[2].strip().startswith(f"python experiments/{script}.py")
+
+
+def test_summarize_lists_each_runs_own_metrics_1d_and_mnist_alike(train_tiny, tmp_path):
+    """Before, its columns were the 1-D GAN's alone: an MNIST run's row held only its wall time."""
+    runs = tmp_path / "runs"
+    finals = {name: json.loads((train_tiny(*overrides, name=f"runs/{name}") / "metrics.json").read_text())["final"]
+              for name, overrides in (("digits", [*MNIST_TINY, "model=mnist"]), ("normal", []))}
+    result = run_cli(str(runs), script="experiments/summarize.py")
+    assert result.returncode == 0, result.stderr
+    header, _, *lines = result.stdout.splitlines()
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns == ["run", "mean", "std", "ks", "w1", "fd", "score", "coverage", "class_kl", "confident", "wall_s"]
+    table = {cells[0]: dict(zip(columns, cells)) for cells in
+             ([c.strip() for c in line.strip("|").split("|")] for line in lines)}
+    assert list(table) == ["digits", "normal", "**mean**", "**min**", "**max**"]
+    for name, final in finals.items():
+        for metric in ("fd", "score") if name == "digits" else ("ks", "w1"):
+            assert float(table[name][metric]) == pytest.approx(final[metric], rel=1e-3)
+        assert table[name]["ks" if name == "digits" else "fd"] == ""
+    assert float(table["**max**"]["wall_s"]) >= float(table["**min**"]["wall_s"])
 
 
 def test_best_vs_last_scores_every_runs_checkpoints_again(train_tiny, tmp_path):

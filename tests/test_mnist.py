@@ -11,15 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, TINY, read_events, run_cli
+from conftest import MNIST_TINY, ROOT, TINY, read_events, run_cli
 from ganlab.config import ConfigError
 from ganlab.data import mnist
 from ganlab.data.mnist import DataError, load_mnist, write_idx
 from ganlab.generate import load_generator, main as generate_main, walks
 
 SHARED_CSV = ROOT.parent / "shared" / "data" / "mnist_5k.csv.gz"
-MNIST_TINY = [*TINY, "dataset=mnist", "dataset.n_train=64", "dataset.eval_samples=32",
-              "train.batch_size=8", "train.epochs=0", "train.eval_every_epochs=0"]
 
 
 @pytest.fixture(scope="module")

@@ -114,15 +114,30 @@ def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
     assert f"| {rows[0]['job']} | ganlab " in text and "torch 1.0.0" in text
 
 
-def test_a_sweep_over_presets_gives_each_its_own_directory(tmp_path):
+def test_a_sweep_over_presets_gives_each_its_own_directory_and_summary_table(tmp_path):
     # (the job names once left experiment= out, and the second preset found the first one's run)
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "experiment=seed_normal,seed_mnist", "debug=fast", "train.compile=false",
+    result = run_cli("-m", "experiment=seed_normal,seed_mnist", "seed=0,1", "debug=fast", "train.compile=false",
                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
-    assert [j.name for j in job_dirs(sweep)] == ["debug=fast,experiment=seed_mnist,train.compile=False",
-                                                 "debug=fast,experiment=seed_normal,train.compile=False"]
-    assert [json.loads((j / "metrics.json").read_text())["final"]["iteration"] for j in job_dirs(sweep)] == [6, 6]
+    assert [j.name for j in job_dirs(sweep)] == [f"debug=fast,experiment={preset},seed={seed},train.compile=False"
+                                                 for preset in ("seed_mnist", "seed_normal") for seed in (0, 1)]
+    assert [json.loads((j / "metrics.json").read_text())["final"]["iteration"] for j in job_dirs(sweep)] == [6] * 4
+    # Each job is judged by its dataset's metric (what it returned to the sweeper): a table each.
+    # (Before, the summary looked for KS in the MNIST jobs: a KeyError, and no summary.)
+    assert "raised" not in result.stderr
+    text = (sweep / "summary.md").read_text()
+    assert text.index("## Jobs judged by ks (lower is better)") < text.index("## Jobs judged by fd (lower is better)")
+    with open(sweep / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    judged = [("ks" if "seed_normal" in r["job"] else "fd") for r in rows]
+    assert judged == ["ks", "ks", "fd", "fd"] and all(r["status"] == "ok" for r in rows)
+    for metric, pair in (("ks", rows[:2]), ("fd", rows[2:])):
+        assert float(pair[0][metric]) <= float(pair[1][metric]) and all(r[f"best_{metric}"] for r in pair)
+    with open(sweep / "summary_seeds.csv") as f:
+        settings = list(csv.DictReader(f))
+    assert [(s["ks - best (95%)"], s["fd - best (95%)"], s["seeds"]) for s in settings] == [("best", "", "2"),
+                                                                                         ("", "best", "2")]
 
 
 def test_an_interrupted_sweep_finishes_with_the_same_command_plus_resume_auto(tmp_path):

@@ -10,7 +10,10 @@ from typing import Any
 
 import numpy as np
 
-COLUMNS = ("mean", "std", "ks", "w1")
+from ganlab.config import QUALITY_METRICS
+
+# The generated data's mean and spread (1-D), then every dataset's quality metrics
+COLUMNS = ("mean", "std", *(metric for metrics in QUALITY_METRICS.values() for metric in metrics))
 
 
 def collect(root: Path) -> list[dict]:
@@ -59,11 +62,12 @@ def spread_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def markdown(rows: list[dict], columns: tuple[str, ...] = COLUMNS + ("wall_s",)) -> str:
-    """A Markdown table of the runs, then the mean and the worst (max) of each column."""
+    """A Markdown table of the runs, then the mean, min and max of each column (its worst is the
+    max of a distance such as ks or fd, the min of a score)."""
     columns = [c for c in columns if any(c in r for r in rows)]
     if len(rows) > 1:
         rows = rows + [{"run": f"**{name}**", **{c: float(fn([r[c] for r in rows if c in r])) for c in columns}}
-                       for name, fn in (("mean", statistics.fmean), ("max", max))]
+                       for name, fn in (("mean", statistics.fmean), ("min", min), ("max", max))]
     return markdown_table(rows, ["run", *columns])
 
 

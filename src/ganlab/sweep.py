@@ -112,15 +112,17 @@ def best_of(metrics: dict, metric: str) -> dict[str, float]:
 
 
 def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
-    """One row a job: its overrides, final metrics and best `metric` (or its failure)."""
+    """One row a job: its overrides, the metric it is judged by (`metric`, or its own dataset's
+    in a sweep over datasets), its final metrics and best score by that metric (or its failure)."""
     rows = []
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
         overrides = [o for o in OmegaConf.load(overrides_file) if not o.startswith(("hydra", "train.progress", "resume="))]
-        row: dict[str, Any] = {"job": str(job_dir.relative_to(sweep_dir)), "overrides": " ".join(overrides)}
+        row: dict[str, Any] = {"job": str(job_dir.relative_to(sweep_dir)), "overrides": " ".join(overrides),
+                               "metric": judged_by(job_dir, metric)}
         if (job_dir / "metrics.json").exists():
             metrics = json.loads((job_dir / "metrics.json").read_text())
-            row |= {k: v for k, v in metrics["final"].items() if k != "iteration"} | best_of(metrics, metric)
+            row |= {k: v for k, v in metrics["final"].items() if k != "iteration"} | best_of(metrics, row["metric"])
             row["status"] = "ok"
         else:
             failure = job_dir / "failure.txt"
@@ -128,6 +130,15 @@ def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
         row["ran_on"] = provenance.conditions(job_dir)
         rows.append(row)
     return rows
+
+
+def judged_by(job_dir: Path, metric: str) -> str:
+    """The metric the job was trained to optimize (what train.py returned to the sweeper): the
+    sweep's own but in a sweep over datasets, whose jobs each have their dataset's (ks, fd)."""
+    try:
+        return main_metric(OmegaConf.load(job_dir / ".hydra" / "config.yaml"))
+    except (OSError, OmegaConfBaseException, KeyError):  # (a job's config that is gone or not ganlab's)
+        return metric
 
 
 def ordered_metrics(keys: set[str]) -> list[str]:
@@ -201,39 +212,67 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Non
 
 def write_summary(sweep_dir: Path, metric: str) -> Path | None:
     """summary.csv / summary.md (one row a job, sorted by `metric`) and, where some setting ran
-    with several seeds, the seed aggregate (summary_seeds.csv)."""
+    with several seeds, the seed aggregate (summary_seeds.csv). A sweep over datasets gets a table
+    for each metric its jobs were judged by (KS for the 1-D jobs, FD for the MNIST ones)."""
     rows = job_rows(sweep_dir, metric)
     if not rows:
         return None
-    metrics = ordered_metrics({k for r in rows for k in r} - {"job", "overrides", "status", "ran_on"})
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: r["metric"] != metric):  # the sweep's own metric first
+        groups.setdefault(row["metric"], []).append(row)
+    if len(groups) == 1:
+        ((judged, members),) = groups.items()
+        text, seeds = summary_of(members, judged, f"# Sweep summary, sorted by {better(judged)}", "##", ran_on(rows))
+    else:
+        text, seeds = (f"# Sweep summary\n\nThe jobs trained on different datasets, each judged by its own metric "
+                       f"({', '.join(groups)}): a table for each.\n\n" + ran_on(rows)), []
+        for judged, members in groups.items():
+            section, section_seeds = summary_of(members, judged, f"\n## Jobs judged by {better(judged)}", "###")
+            text, seeds = text + section, seeds + section_seeds
+    rows = [row for members in groups.values() for row in members]  # each group sorted by its metric
+    columns = ["job", "status", *ordered_metrics({k for r in rows for k in r} - NOT_METRICS)]
+    write_csv(sweep_dir / "summary.csv", rows, ["overrides", *columns, "ran_on"])
+    if seeds:
+        versus = [versus_best(m) for m in groups if any(versus_best(m) in row for row in seeds)]
+        rest = dict.fromkeys(k for row in seeds for k in row if k not in ("setting", "seeds", *versus))
+        write_csv(sweep_dir / "summary_seeds.csv", seeds, ["setting", "seeds", *versus, *rest])
+    else:
+        (sweep_dir / "summary_seeds.csv").unlink(missing_ok=True)
+    write_text(sweep_dir / "summary.md", text)
+    return sweep_dir / "summary.md"
+
+
+NOT_METRICS = {"job", "overrides", "metric", "status", "ran_on"}
+
+
+def better(metric: str) -> str:
+    return f"{metric} ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)"
+
+
+def summary_of(rows: list[dict[str, Any]], metric: str, title: str, level: str,
+               after_table: str = "") -> tuple[str, list[dict[str, Any]]]:
+    """The Markdown of jobs judged by `metric`: their table, sorted by it (in place), then their
+    seeds aggregated; and the aggregate's rows, where some setting ran with several seeds."""
+    metrics = ordered_metrics({k for r in rows for k in r} - NOT_METRICS)
     sign = 1 if metric in LOWER_IS_BETTER else -1
     rows.sort(key=lambda r: (r["status"] != "ok", sign * r.get(metric, 0.0)))
-    columns = ["job", "status", *metrics]
-    write_csv(sweep_dir / "summary.csv", rows, ["overrides", *columns, "ran_on"])
-    text = (f"# Sweep summary, sorted by {metric} ({'lower' if sign > 0 else 'higher'} is better)\n\n"
-            + markdown_table(rows, columns) + "\n\n" + ran_on(rows)
-            + "\n## Seeds aggregated (mean and standard deviation)\n\n")
+    text = (f"{title}\n\n" + markdown_table(rows, ["job", "status", *metrics]) + "\n\n"
+            + (f"{after_table}\n" if after_table else "") + f"{level} Seeds aggregated (mean and standard deviation)\n\n")
     # a population's counts and spreads over its copies are not averaged again over seeds
     means = [m for m in metrics if m not in ("copies", "failed") and not m.endswith("_std")]
     seeds = aggregate_seeds(rows, means, metric)
     if any(row["seeds"] > 1 for row in seeds):
         versus = versus_best(metric)
         agg_columns = ["setting", "seeds", versus, *[k for k in seeds[0] if k not in ("setting", "seeds", versus)]]
-        text += (markdown_table(seeds, agg_columns) + f"\n\n`{versus}`: a setting's mean {metric} minus the best "
-                 "setting's, with Welch's 95% interval over their seeds, and the p-value of Mann-Whitney's rank test "
-                 "(which a few failed seeds hardly move); `tie`: neither tells the setting from the best (the interval "
-                 "holds 0, p >= 0.05).\n")
-        write_csv(sweep_dir / "summary_seeds.csv", seeds, agg_columns)
-    else:
-        (sweep_dir / "summary_seeds.csv").unlink(missing_ok=True)
-        if all((row.get("copies") or 1) > 1 for row in rows):  # (an Optuna search of populations, say)
-            text += ("Each job is a population (`train.population`): its row above is its copies' mean, with "
-                     f"their standard deviation beside it (`{metric}_std`, ...).\n")
-        else:
-            text += ("No setting ran with more than one seed: add `seed=0,1,2` to the sweep, or train each "
-                     "setting as a population (`train.population=K`, whose spread is in the table above).\n")
-    write_text(sweep_dir / "summary.md", text)
-    return sweep_dir / "summary.md"
+        return (text + markdown_table(seeds, agg_columns) + f"\n\n`{versus}`: a setting's mean {metric} minus the "
+                "best setting's, with Welch's 95% interval over their seeds, and the p-value of Mann-Whitney's rank "
+                "test (which a few failed seeds hardly move); `tie`: neither tells the setting from the best (the "
+                "interval holds 0, p >= 0.05).\n"), seeds
+    if all((row.get("copies") or 1) > 1 for row in rows):  # (an Optuna search of populations, say)
+        return text + ("Each job is a population (`train.population`): its row above is its copies' mean, with "
+                       f"their standard deviation beside it (`{metric}_std`, ...).\n"), []
+    return text + ("No setting ran with more than one seed: add `seed=0,1,2` to the sweep, or train each "
+                   "setting as a population (`train.population=K`, whose spread is in the table above).\n"), []
 
 
 class SweepSummary(Callback):
