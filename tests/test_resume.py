@@ -728,6 +728,46 @@ def test_a_cpu_run_cannot_allocate_more_than_the_memory_available(tmp_path):
     assert strict or ("allocated without the cap" in result.stdout and result.returncode == 0), result.stderr
 
 
+def memory_limited_cgroup(limit: int) -> Path | None:
+    """A new cgroup with a memory limit, as a container has (docker run --memory); None where this
+    user cannot make one (it takes root and a writable cgroup file system, version 1 or 2)."""
+    for parent, limit_file in ((Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes"),
+                               (Path("/sys/fs/cgroup"), "memory.max")):
+        group = parent / f"ganlab-test-{os.getpid()}"
+        if not (parent / "cgroup.procs").exists():  # (not a cgroup file system: a tmpfs holding them, say)
+            continue
+        try:
+            group.mkdir()
+        except OSError:
+            continue
+        try:
+            (group / limit_file).write_text(str(limit))
+            return group
+        except OSError:
+            group.rmdir()
+    return None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the cap is for machines without a GPU (run.capped)")
+def test_a_run_in_a_container_with_a_memory_limit_stops_with_one_line_before_the_limit(tmp_path):
+    """A container's limit (its cgroup's) is below the memory the machine has available, and a
+    batch too big for it was killed by the kernel at the limit: exit code 137, without a line."""
+    group = memory_limited_cgroup(2 * 2**30)
+    if group is None:
+        pytest.skip("cannot make a cgroup with a memory limit here (it takes root)")
+    try:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "train.py"), "dataset=mnist", "train.batch_size=2000", "model.width=256",
+             "train.iterations=3", "train.progress=false", f"hydra.run.dir={tmp_path / 'run'}"],
+            cwd=SCRATCH, capture_output=True, text=True, timeout=300,
+            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())))
+    finally:
+        group.rmdir()  # (empty: its one process has ended)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert re.fullmatch(r"ganlab: error: out of memory on cpu \(an allocation of [\d.]+ GB failed\); no checkpoint had "
+                        r"been saved: lower train.batch_size .*", result.stderr.strip().splitlines()[-1])
+
+
 def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_and_another_hosts_is_not(train_tiny, tmp_path):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     run_dir = tmp_path / "run"

@@ -47,8 +47,9 @@ def within_available_memory():
     allocation, which the run reports in one line with its checkpoint kept. Without the cap the
     allocations succeed (the kernel promises more memory than it has) and the process fills
     memory until the kernel kills it without a word: `dataset=mnist train.batch_size=5000
-    model.width=1024` on a 25 GB machine, after 4.5 minutes. Linux only; a lower limit already
-    set stays, and a container's own limit (its cgroup's) is not read."""
+    model.width=1024` on a 25 GB machine, after 4.5 minutes. The memory available is the least of
+    the machine's and its cgroup's (a container's limit: `docker run --memory`, a Kubernetes pod's),
+    whose kernel killed a run as silently. Linux only; a lower limit already set stays."""
     cap = _address_space_cap() if sys.platform.startswith("linux") else None
     if cap is None:
         yield
@@ -70,7 +71,54 @@ def _address_space_cap() -> int | None:
     """What this process holds now plus the memory it could still get; None where /proc does not say."""
     held = _number("/proc/self/status", "VmSize")
     room = _number("/proc/meminfo", "MemAvailable") + _number("/proc/meminfo", "SwapFree")
+    if room and (limited := _cgroup_room()) is not None:
+        room = max(1, min(room, limited))
     return held + room if held and room else None
+
+
+# Where each cgroup version keeps a group's memory limit, its use, and the file cache counted in that
+# use that the kernel drops before it kills (what `docker stats` leaves out of a container's use too)
+CGROUP_FILES = {"v1": ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+                "v2": ("memory.max", "memory.current", "inactive_file")}
+NO_LIMIT = 2**60  # cgroup v1 writes "no limit" as the largest page-aligned number, about 2**63
+
+
+def _cgroup_room() -> int | None:
+    """The memory this process's cgroup, and each cgroup above it, still lets it take (limit less
+    use); None where none has a limit. A container sees its own group as the root of its mount."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    rooms = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            mount, version = Path("/sys/fs/cgroup/memory"), "v1"
+        elif controllers == "":  # the unified hierarchy (its controllers are not listed here)
+            mount, version = Path("/sys/fs/cgroup"), "v2"
+        else:
+            continue
+        group = mount / path.lstrip("/")
+        group = group if group.is_dir() else mount
+        while True:
+            rooms += [room] if (room := _room_in(group, *CGROUP_FILES[version])) is not None else []
+            if group == mount or not group.is_relative_to(mount):
+                break
+            group = group.parent
+    return min(rooms, default=None)
+
+
+def _room_in(group: Path, limit_file: str, usage_file: str, cache_key: str) -> int | None:
+    try:
+        limit = (group / limit_file).read_text().strip()
+        if not limit.isdigit() or int(limit) >= NO_LIMIT:  # ("max": none, cgroup v2)
+            return None
+        used = int((group / usage_file).read_text())
+        cache = re.search(rf"^{cache_key} (\d+)$", (group / "memory.stat").read_text(), re.MULTILINE)
+    except (OSError, ValueError):
+        return None
+    return int(limit) - used + (int(cache[1]) if cache else 0)
 
 
 def _number(path: str, field: str) -> int:
