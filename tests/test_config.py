@@ -88,6 +88,13 @@ BAD_COMMAND_LINES = [
     # a group's name says which schema and code it is: set by choosing the group, not as a value
     (["dataset.name=foo"], "dataset.name='foo' cannot be set: it names the schema of the dataset chosen (normal)"),
     (["model.name=foo"], "choose another model with model=NAME"),
+    # a preset's group replaced on the command line: Hydra's "Key 'shuffle' not in 'NormalDatasetConfig'" before, or
+    # the model check's advice to add model=mnist, which then failed that way
+    (["experiment=seed_mnist", "dataset=normal"], "experiment=seed_mnist sets dataset.shuffle, which dataset=normal "
+     "does not have: the preset brings its own dataset; drop dataset=normal, or use a preset made for dataset=normal"),
+    (["experiment=seed_normal", "model=mnist"], "experiment=seed_normal sets model.d_hidden, which model=mnist does"),
+    (["experiment=seed_normal", "dataset=mnist"], "experiment=seed_normal brings its own dataset and model: drop the "
+     "dataset= or model= override, or use a preset made for dataset=mnist"),
     # Hydra's own flags, two of which cannot go together: its ValueError's traceback before
     (["-m", "--cfg", "job", "seed=0,1"], "-m (--multirun), --cfg, --info and --shell-completion cannot be combined"),
     # a key the schema lacks: the options nearest to it, not Hydra's advice to add it with +

@@ -373,7 +373,10 @@ def validate(cfg: DictConfig) -> None:
         fail("optimized_metric", f"is not a metric of dataset={cfg.dataset.name}", f"use one of {', '.join(metrics)}")
     fits = {"gan1d": ("normal",), "conv": ("mnist",)}  # the datasets each model family is built for
     if cfg.dataset.name not in fits[cfg.model.name]:
+        preset = cfg.get("experiment_name")
         fail("model.name", f"does not fit dataset={cfg.dataset.name}",
+             f"experiment={preset} brings its own dataset and model: drop the dataset= or model= override, or use a "
+             f"preset made for dataset={cfg.dataset.name} (README, Presets)" if preset else
              f"use model={cfg.dataset.name} or another model built for {cfg.dataset.name}")
     if cfg.train.population > 1 and cfg.model.name in WITH_RUNNING_STATISTICS:
         fail("train.population", "needs models without BatchNorm (vmap cannot update running statistics per copy)",

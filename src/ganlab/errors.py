@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
+import re
 import signal
 import sys
 from contextlib import suppress
@@ -64,6 +65,8 @@ def one_line(error: BaseException) -> str:
 
         return unreadable(error)
     cause = error.__cause__
+    if preset_against_override := preset_replaced(error):
+        return preset_against_override
     if isinstance(error, HydraException) and isinstance(cause, ConfigAttributeError) \
             and dataclasses.is_dataclass(cause.object_type) and cause.full_key:
         from ganlab.config import not_an_option  # (config.py imports this module)
@@ -74,6 +77,23 @@ def one_line(error: BaseException) -> str:
         parts.append(str(error.__cause__))
     lines = [line.strip() for part in parts for line in part.splitlines()]
     return " ".join(line for line in lines if line and not line.startswith(_NOISE))
+
+
+def preset_replaced(error: BaseException) -> str | None:
+    """A preset's setting for a config group the command line replaced (`experiment=seed_mnist
+    dataset=normal`: the preset sets dataset.shuffle, which the 1-D dataset lacks), where Hydra
+    said only "In 'experiment/seed_mnist': ConfigKeyError ... Key 'shuffle' not in 'NormalDatasetConfig'"."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    preset, cause = re.match(r"In 'experiment/([^']+)'", str(error)), error.__cause__ or error.__context__
+    if not (preset and isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key):
+        return None
+    group = cause.full_key.split(".")[0]
+    chosen = next((arg for arg in sys.argv[1:] if arg.startswith(f"{group}=")), None)
+    if chosen is None:  # (a preset with a key no option has: the generic line says which)
+        return None
+    return (f"experiment={preset[1]} sets {cause.full_key}, which {chosen} does not have: the preset brings its own "
+            f"{group}; drop {chosen}, or use a preset made for {chosen} (README, Presets)")
 
 
 def fail(error: BaseException) -> NoReturn:
