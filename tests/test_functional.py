@@ -310,7 +310,8 @@ def test_a_population_resumes_where_it_stopped(tmp_path):
         train(compose_cfg([*single, f"resume={tmp_path / 'short'}"]))
     assert str(whole.value).endswith(f"or one copy with resume={tmp_path / 'short' / 'seed_0'} seed=0")
     with pytest.raises(checkpoint.CheckpointError, match=r"trained with seed=1 \(this command gives seed=0\), .*"
-                       r"resume it with the command that started it \(or add seed=1\), or start a new run"):
+                       r"resume it with the command that started it plus resume=\S+ \(or add seed=1\), "
+                       r"or start a new run"):
         train(compose_cfg([*single, f"resume={tmp_path / 'short' / 'seed_1'}"]))  # a copy needs its own seed
     with pytest.raises(ConfigError, match="single run, not a population"):
         train(compose_cfg([*args, f"resume={tmp_path / 'short' / 'seed_0'}"]))

@@ -943,6 +943,27 @@ BAD_INPUT = [
 ]
 
 
+def test_a_refused_resume_names_the_command_that_started_the_run_and_leaves_its_record(tmp_path):
+    """The fix once said "or add dataset.name=normal, model.name=gan1d, ...", which cannot be given
+    (a dataset is chosen with dataset=NAME), and Hydra had written the refused command's config and
+    overrides over the run's .hydra/, its record of how it was trained."""
+    run_dir = tmp_path / "run"
+    started = [*TINY, f"hydra.run.dir={run_dir}"]
+    assert run_cli(*started).returncode == 0
+    record = {path.name: path.read_bytes() for path in (run_dir / ".hydra").iterdir()}
+    for other, add in ((["model.d_hidden=7"], " (or add model.d_hidden=50)"), (["dataset=mnist"], "")):
+        result = run_cli(*TINY, *other, f"resume={run_dir}")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines()[-1].endswith(
+            f"resume it with the command that started it, `python train.py {' '.join(started)}` (environment.json), "
+            f"plus resume={run_dir}{add}, or start a new run")
+        assert {path.name: path.read_bytes() for path in (run_dir / ".hydra").iterdir()} == record
+    again = run_cli(*started, f"resume={run_dir}", "train.iterations=60")  # the command it names works
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 60
+    assert {path.name: path.read_bytes() for path in (run_dir / ".hydra").iterdir()} == record
+
+
 @pytest.mark.parametrize("case,make_args,words", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
 def test_bad_input_is_one_line_and_loses_nothing(finished_run, tmp_path, case, make_args, words):
     before = {p: sha(p) for p in (finished_run / "checkpoints").iterdir()}

@@ -215,6 +215,16 @@ def resumed_or_fresh(resume: Optional[str], new: str) -> str:
     return _CLAIMED[new]
 
 
+def hydra_record(resume: Optional[str], run_dir: Optional[str]) -> Optional[str]:
+    """hydra.output_subdir: .hydra/, where Hydra records a run's config and overrides, but none
+    for a run being continued, whose record stays that of the command that started it. A resume
+    refused for changing what the checkpoint holds (another dataset, say) had written its own
+    over it, leaving the run no record of how it was trained but environment.json's."""
+    from ganlab.checkpoint import resumable  # (checkpoint.py imports this module)
+
+    return None if resume is not None and run_dir and resumable(Path(run_dir)) else ".hydra"
+
+
 def remove_if_empty(made: list[Path]) -> None:
     """At exit, directories this process made (a run directory first, then the parents made with
     it) where nothing was written: `--cfg all --resolve` resolves hydra.run.dir, and so makes it,
@@ -243,6 +253,8 @@ def register_configs(experiments_dir: Optional[Path] = None) -> None:
         OmegaConf.register_new_resolver("resumed_or_fresh", resumed_or_fresh)
     if not OmegaConf.has_resolver("job_dirname"):
         OmegaConf.register_new_resolver("job_dirname", job_dirname)
+    if not OmegaConf.has_resolver("hydra_record"):
+        OmegaConf.register_new_resolver("hydra_record", hydra_record)
     cs = ConfigStore.instance()
     # Schemas live in their own `schema/` group, so they do not show up as choices of a group.
     cs.store(group="schema", name="run", node=RunConfig)

@@ -17,6 +17,7 @@ from ganlab.distributed import Placement
 from ganlab.errors import Diverged, UserError
 from ganlab.files import write_json, write_text, written_whole
 from ganlab.losses import build_loss
+from ganlab.overrides import as_typed
 from ganlab.metrics import build_evaluator
 from ganlab.models import build_models, noise_sampler, noise_size, sample_noise
 from ganlab.optimizers import build_optimizer
@@ -82,11 +83,16 @@ def changes_on_resume(saved: dict, cfg: DictConfig, path: Path) -> list[str]:
             or k == "train.g_ema" and (before[k] == 0) != (now[k] == 0)]  # a weight average to start or drop
     if held:
         trained = ", ".join(f"{k}={before[k]}" for k in held)
+        resumed = Path(cfg.resume)  # (a population's directory, where path is one of its copies)
+        started = provenance.command_that_started(resumed)
+        command = f", {started} (environment.json)," if started else ""
+        # dataset.name and model.name are chosen with the group (dataset=mnist), not given as values
+        add = "" if {"dataset.name", "model.name"} & set(held) else f" (or add {trained})"
         raise CheckpointError(
             f"{path} trained with {trained} (this command gives {', '.join(f'{k}={now[k]}' for k in held)}), which "
             "a resumed run keeps: its checkpoint holds the model and data, the optimizers' settings and state, the "
             "learning-rate schedule, G's weight average and the random streams; resume it with the command that "
-            f"started it (or add {trained}), or start a new run")
+            f"started it{command} plus {as_typed('resume', str(resumed))}{add}, or start a new run")
     return [f"{k}: {before[k]} -> {now[k]}" for k in changed]
 
 

@@ -156,6 +156,19 @@ def markdown(entry: dict) -> str:
     return "| | |\n|---|---|\n" + "".join(f"| {key} | {value} |\n" for key, value in rows.items())
 
 
+def command_that_started(run_dir: Path) -> str | None:
+    """The command that started a run, where it can be typed again as it was (one process of
+    train.py on its own: not a sweep's job, a torchrun job or a population's copy), with the
+    directory it was typed in where that is not this one."""
+    started = earlier_processes(Path(run_dir) / FILE)[:1]
+    if not started or started[0].get("world_size") != 1 or Path(run_dir).parent.joinpath("seed_0").is_dir():
+        return None
+    command, cwd = str(started[0].get("command", "")), started[0].get("cwd")
+    if command.split(" ")[0] != "train.py" or {"-m", "--multirun"} & set(command.split(" ")):
+        return None
+    return f"`python {command}`" + (f" in {cwd}" if cwd and Path(cwd) != Path.cwd() else "")
+
+
 def earlier_processes(path: Path) -> list[dict]:
     """The entries a run directory has so far (none for a run that an older ganlab started)."""
     try:
