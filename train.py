@@ -10,6 +10,10 @@ from pathlib import Path
 
 from ganlab.errors import report_ctrl_c
 
+def same_directory(a: str, b: str) -> bool:
+    return Path(os.path.expanduser(a)).resolve() == Path(os.path.expanduser(b)).resolve()
+
+
 if __name__ == "__main__":  # before the imports below and Hydra, which are most of a start-up
     report_ctrl_c("stopped while starting" + (" the sweep" if {"-m", "--multirun"} & set(sys.argv) else ""))
 
@@ -109,6 +113,11 @@ def check_run_dir(argv: list[str], rank: int) -> None:
                              f"one), or leave {key} out for {default}"))
     resume = given.get("resume")
     new_run_dir = "hydra.run.dir" in given and rank == 0 and not {"-m", "--multirun"} & set(argv)
+    if new_run_dir and resume not in (None, "auto", "") and not same_directory(resume, given["hydra.run.dir"]):
+        from ganlab.config import ConfigError  # (Hydra would log there, and the run would train on in resume's)
+
+        fail(ConfigError(f"resume={resume} continues that run in its own directory, and hydra.run.dir="
+                         f"{given['hydra.run.dir']} names another; drop hydra.run.dir"))
     if resume in (None, "auto") and not new_run_dir:
         return
     from ganlab.checkpoint import (CheckpointError, check_not_in_use, check_resumable, check_unused, claim_early,
@@ -129,6 +138,10 @@ def check_run_dir(argv: list[str], rank: int) -> None:
             claim_early(run_dir)  # and hold it from now on: a second process started beside this one stops here
     except CheckpointError as error:
         fail(error)
+
+
+def same_directory(a: str, b: str) -> bool:
+    return Path(os.path.expanduser(a)).resolve() == Path(os.path.expanduser(b)).resolve()
 
 
 if __name__ == "__main__":

@@ -930,6 +930,9 @@ BAD_INPUT = [
      "cannot write"),
     ("a new run into an earlier run's directory", lambda run, tmp: [*TINY, f"hydra.run.dir={run}"],
      "already holds a run"),
+    # (before: the run trained on in its directory, and Hydra wrote .hydra/ and the log into the other)
+    ("a resume into another directory", lambda run, tmp: [*TINY, f"resume={run}", f"hydra.run.dir={tmp}/other"],
+     "continues that run in its own directory, and hydra.run.dir="),
     ("resume=auto where nothing can be continued", lambda run, tmp: [
         *TINY, "resume=auto", f"hydra.run.dir={stopped_before_its_first_checkpoint(run, tmp)}"], "; remove it"),
     ("missing MNIST files", lambda run, tmp: ["dataset=mnist", f"dataset.root={tmp}", f"hydra.run.dir={tmp}/r"],
