@@ -145,6 +145,21 @@ def test_a_length_given_in_iterations_sets_aside_the_recipes_epochs():
     assert count_as_given(cfg, ["dataset=mnist", "train.epochs=2"]) == [] and cfg.train.epochs == 2
 
 
+def test_a_length_given_beside_debug_fast_says_that_it_applies():
+    """Hydra applies the command line after every config, debug=fast's too: appended to a long
+    run's command (train.iterations=20000) it ran all 20,000 iterations, without a word."""
+    given = ["train.iterations=20000", "train.batch_size=64", "debug=fast"]
+    cfg = compose_cfg(given)
+    assert count_as_given(cfg, given) == ["debug=fast, but train.iterations=20000 from the command line applies: "
+                                          "drop it for debug=fast's short run"]
+    assert cfg.train.iterations == 20000 and compose_cfg(given[1:]).train.iterations == 6
+    given = ["experiment=seed_mnist", "train.epochs=3", "train.eval_every_epochs=1", "debug=fast"]
+    assert count_as_given(compose_cfg(given), given)[-1].endswith("train.epochs=3, train.eval_every_epochs=1 "
+                                                                  "from the command line apply: drop them for "
+                                                                  "debug=fast's short run")
+    assert count_as_given(compose_cfg(["seed=3", "debug=fast"]), ["seed=3", "debug=fast"]) == []
+
+
 def test_help_says_how_to_run_and_lists_the_options():
     result = run_cli("--help")
     assert result.returncode == 0

@@ -438,4 +438,10 @@ def count_as_given(cfg: DictConfig, overrides: list[str]) -> list[str]:
         OmegaConf.update(cfg, in_epochs, 0)
         notes.append(f"{in_iterations}={OmegaConf.select(cfg, in_iterations)} from the command line: "
                      f"counting in iterations, not the config's {in_epochs}={epochs}")
+    debug = next((o.split("=", 1)[1] for o in overrides if o.startswith("debug=")), None)
+    if debug and (kept := [key for pair in _LENGTHS for key in pair if key in given]):
+        # (Hydra applies the command line after every config: debug=fast cannot override these)
+        notes.append(f"debug={debug}, but {', '.join(f'{k}={OmegaConf.select(cfg, k)}' for k in kept)} from the "
+                     f"command line {'applies' if len(kept) == 1 else 'apply'}: drop "
+                     f"{'it' if len(kept) == 1 else 'them'} for debug={debug}'s short run")
     return notes
