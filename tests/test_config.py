@@ -160,6 +160,15 @@ def test_a_length_given_beside_debug_fast_says_that_it_applies():
     assert count_as_given(compose_cfg(["seed=3", "debug=fast"]), ["seed=3", "debug=fast"]) == []
 
 
+def test_hydras_own_config_prints_resolved(tmp_path):
+    """`--cfg hydra --resolve` prints Hydra's node alone, where `${resume}` (the run directory's
+    interpolation reads it) is not there: "ganlab: error: Interpolation key 'resume' not found"."""
+    result = run_cli("--cfg", "hydra", "--resolve", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^    dir: outputs/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d$", result.stdout, re.MULTILINE)
+    assert not any(tmp_path.iterdir())  # (resolving claimed outputs/DATE/TIME, and nothing ran there)
+
+
 def test_help_says_how_to_run_and_lists_the_options():
     result = run_cli("--help")
     assert result.returncode == 0
