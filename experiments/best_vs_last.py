@@ -62,6 +62,10 @@ if __name__ == "__main__":
     if not runs:
         sys.exit(f"no checkpoints/best.pt below {root}: train with train.keep_best=true (the default)")
     rows = [row(run_dir, root, seed) for run_dir in runs if (run_dir / "metrics.json").exists()]
-    print(markdown_table(rows, list(rows[0])))
-    if len(rows) > 1:
-        print("\n" + spread_table(rows, [key for key in rows[0] if key not in ("run", "best_at")]))
+    by_metric: dict[tuple, list[dict]] = {}  # a table each: a sweep over datasets has runs judged by KS and by FD
+    for each in rows:
+        by_metric.setdefault(tuple(each), []).append(each)
+    for number, (columns, same) in enumerate(by_metric.items()):
+        print(("\n" if number else "") + markdown_table(same, list(columns)))
+        if len(same) > 1:
+            print("\n" + spread_table(same, [key for key in columns if key not in ("run", "best_at")]))

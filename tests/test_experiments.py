@@ -127,11 +127,15 @@ def test_best_vs_last_scores_every_runs_checkpoints_again(train_tiny, tmp_path):
     runs = tmp_path / "runs"
     train_tiny("seed=1", "train.g_ema=0.9", name="runs/a")
     train_tiny("seed=2", "train.g_ema=0", name="runs/b")
+    train_tiny(*MNIST_TINY, "model=mnist", name="runs/c")  # judged by FD: a table of its own (was a KeyError)
     result = run_cli(str(runs), "7", script="experiments/best_vs_last.py")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == ("| run | best_at | best ks | best ks, fresh | last ks | last ks, fresh "
                         "| last ks, fresh, G not averaged |")
+    digits = lines.index("| run | best_at | best fd | best fd, fresh | last fd | last fd, fresh "
+                         "| last fd, fresh, G not averaged |")
+    assert lines[digits + 2].startswith("| c | ") and not any(line.startswith("| c |") for line in lines[:digits])
     for name in ("a", "b"):
         best = json.loads((runs / name / "metrics.json").read_text())["best"]
         row = next(line for line in lines if line.startswith(f"| {name} |")).split("|")
