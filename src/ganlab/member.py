@@ -17,10 +17,10 @@ from ganlab.distributed import Placement
 from ganlab.errors import Diverged, UserError
 from ganlab.files import write_json, write_text, written_whole
 from ganlab.losses import build_loss
-from ganlab.overrides import as_typed
 from ganlab.metrics import build_evaluator
 from ganlab.models import build_models, noise_sampler, noise_size, sample_noise
 from ganlab.optimizers import build_optimizer
+from ganlab.overrides import as_typed
 from ganlab.population import member_config
 from ganlab.streams import Prefetched, chunk_for, stream
 from ganlab.sweep import flat_hparams

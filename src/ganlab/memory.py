@@ -102,7 +102,9 @@ def _cgroup_room() -> int | None:
         group = mount / path.lstrip("/")
         group = group if group.is_dir() else mount
         while True:
-            rooms += [room] if (room := _room_in(group, *CGROUP_FILES[version])) is not None else []
+            room = _room_in(group, *CGROUP_FILES[version])
+            if room is not None:
+                rooms.append(room)
             if group == mount or not group.is_relative_to(mount):
                 break
             group = group.parent
