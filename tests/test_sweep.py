@@ -235,6 +235,9 @@ def test_a_bad_value_in_a_later_job_stops_the_sweep_before_any_job_runs(tmp_path
     (["dataset=mnist", "dataset.n_train=100,10", "train.batch_size=32"],
      "train.batch_size=32 is larger than the 10 training digits"),
     ([f"train.device=cpu,{MISSING_DEVICE}"], f"train.device={MISSING_DEVICE} is not available on this machine"),
+    # a job Hydra cannot compose: it stopped the sweep with its own line, after writing multirun.yaml
+    (["experiment=seed_normal,seed_mnist", "dataset=normal"], "experiment=seed_mnist sets dataset.shuffle, which "
+                                                             "dataset=normal does not have"),
 ])
 def test_a_value_that_only_the_job_could_check_stops_the_sweep_before_any_job_runs(tmp_path, values, words):
     """Before, these were checked in the job (with the models built, or the data read): the first

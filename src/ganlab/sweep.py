@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -27,7 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ganlab import provenance
 from ganlab.checkpoint import holders
 from ganlab.config import LOWER_IS_BETTER, ConfigError, count_as_given, main_metric, validate
-from ganlab.errors import STOP_SIGNALS, end_with, fail, on_ctrl_c, say
+from ganlab.errors import STOP_SIGNALS, end_with, fail, on_ctrl_c, one_line, say
 from ganlab.files import write_text
 from ganlab.overrides import as_typed
 from ganlab.summary import markdown_table, mean_and_std, rank_test, welch_interval
@@ -467,20 +468,21 @@ def check_every_job(config: DictConfig) -> None:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
         (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)
-        configs = [compose(config.hydra.job.config_name, overrides=overrides) for overrides in jobs]
-    except Exception:  # noqa: BLE001  Hydra's sweeper reports what it cannot read or compose, in one line
+    except Exception:  # noqa: BLE001  Hydra's sweeper reports what it cannot read, in one line
         return
     here = runs_here(config)
-    for number, (overrides, cfg) in enumerate(zip(jobs, configs)):
-        try:
+    for number, overrides in enumerate(jobs):
+        try:  # (one Hydra cannot compose stopped the sweep there, after it had written its multirun.yaml)
+            cfg = compose(config.hydra.job.config_name, overrides=overrides)
             count_as_given(cfg, overrides)
             validate(cfg)
             if here and (cfg.train.device not in ("auto", "cpu") or cfg.train.amp):  # (torch imported only then)
                 from ganlab.distributed import check_machine
 
                 check_machine(cfg.train.device, cfg.train.amp)
-        except ConfigError as error:  # exits here: Hydra turns a callback's exceptions into warnings
-            fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {error}; no job has run"))
+        except (ConfigError, HydraException, OmegaConfBaseException) as error:  # exits here: Hydra turns a
+            # callback's exceptions into warnings
+            fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {one_line(error)}; no job has run"))
     check_job_directories(config, jobs)
 
 
