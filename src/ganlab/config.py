@@ -337,6 +337,10 @@ def check_seed(seed: int) -> None:
                           "-2**60 and 2**60")
 
 
+# Groups whose `name` says which schema and code read them: chosen with the group (dataset=mnist), not set
+NAMED_BY_SCHEMA = ("dataset", "model")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check ranges and combinations that types cannot express; raise ConfigError naming the key."""
 
@@ -350,7 +354,7 @@ def validate(cfg: DictConfig) -> None:
         parent = added[0].rpartition(".")[0]
         schema = OmegaConf.get_type(OmegaConf.select(cfg, parent) if parent else cfg)
         raise ConfigError(f"{not_an_option(added[0], schema)} (+{added[0]}= adds a key, which nothing would read)")
-    for group in ("dataset", "model"):  # `name` says which code reads the group's schema: not a setting
+    for group in NAMED_BY_SCHEMA:
         schema_name = getattr(OmegaConf.get_type(cfg[group]), "name", cfg[group].name)
         if cfg[group].name != schema_name:
             fail(f"{group}.name", f"cannot be set: it names the schema of the {group} chosen ({schema_name})",

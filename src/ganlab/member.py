@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab import checkpoint, distributed, loop, provenance
 from ganlab.checkpoint import CheckpointError
-from ganlab.config import LOWER_IS_BETTER, ConfigError, main_metric
+from ganlab.config import LOWER_IS_BETTER, NAMED_BY_SCHEMA, ConfigError, main_metric
 from ganlab.data import build_sampler
 from ganlab.distributed import Placement
 from ganlab.errors import Diverged, UserError
@@ -86,8 +86,8 @@ def changes_on_resume(saved: dict, cfg: DictConfig, path: Path) -> list[str]:
         resumed = Path(cfg.resume)  # (a population's directory, where path is one of its copies)
         started = provenance.command_that_started(resumed)
         command = f", {started} (environment.json)," if started else ""
-        # dataset.name and model.name are chosen with the group (dataset=mnist), not given as values
-        add = "" if {"dataset.name", "model.name"} & set(held) else f" (or add {trained})"
+        # another dataset or model is chosen with its group (dataset=mnist), not given as a value
+        add = "" if {f"{group}.name" for group in NAMED_BY_SCHEMA} & set(held) else f" (or add {trained})"
         raise CheckpointError(
             f"{path} trained with {trained} (this command gives {', '.join(f'{k}={now[k]}' for k in held)}), which "
             "a resumed run keeps: its checkpoint holds the model and data, the optimizers' settings and state, the "
