@@ -428,11 +428,11 @@ class SweepCheck(Callback):
         if config.hydra.sweeper.get("_target_") == self.BASIC:  # (Optuna and others choose values as they go)
             check_every_job(config)
         claim_default_root(config)  # once the sweep will run: a bad value leaves no empty root behind
-        if "joblib" in str(config.hydra.launcher.get("_target_", "")) and os.name == "posix":  # (process groups, SIGALRM)
+        if launcher(config) == "JoblibLauncher" and os.name == "posix":  # (process groups, SIGALRM)
             let_the_jobs_stop_first(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:  # (after SweepSummary's: Hydra reverses)
-        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+        if launcher(config) == "JoblibLauncher":
             after_the_end(Path(config.hydra.sweep.dir))
 
 
@@ -453,7 +453,7 @@ def check_counts(config: DictConfig) -> None:
 def check_slurm(config: DictConfig) -> None:
     """submitit's SLURM launcher on a machine without SLURM ended in a traceback ('Could not
     detect "srun", are you indeed on a slurm cluster?'), after Hydra had written the sweep's root."""
-    if str(config.hydra.launcher.get("_target_", "")).endswith(".SlurmLauncher") and shutil.which("srun") is None:
+    if launcher(config) == "SlurmLauncher" and shutil.which("srun") is None:
         fail(ConfigError("hydra/launcher=submitit_slurm submits the jobs to SLURM, which this machine lacks (no srun "
                          "on its PATH); start the sweep on a node of the SLURM cluster, or run the jobs on this "
                          "machine with hydra/launcher=joblib or submitit_local"))
@@ -492,7 +492,12 @@ LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher", "LocalLauncher")  # Hydra'
 def runs_here(config: DictConfig) -> bool:
     """Whether the launcher runs the jobs on this machine, so that this machine's devices are theirs
     (not SLURM's nodes, say)."""
-    return str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
+    return launcher(config) in LOCAL_LAUNCHERS
+
+
+def launcher(config: DictConfig) -> str:
+    """The launcher's class name: BasicLauncher, JoblibLauncher, SlurmLauncher, ..."""
+    return str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
 
 
 def check_job_directories(config: DictConfig, jobs: list[list[str]]) -> None:
