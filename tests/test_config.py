@@ -58,6 +58,7 @@ def test_d_and_g_optimizers_are_separately_overridable():
     # checked in the job once the data was read: a sweep's earlier jobs trained before it stopped there
     ("dataset=mnist dataset.n_train=10 train.batch_size=16", "train.batch_size=16 is larger than the 10 training"),
     ("experiment=seed_mnist train.batch_size=1", "train.batch_size"),  # its BatchNorm1d needs a spread
+    ("train.eval_every_epochs=2", "train.eval_every_epochs=2 needs a finite dataset"),  # it named train.epochs=0
     ("optimized_metric=mean", "optimized_metric"),  # no better or worse: best.pt could not be chosen by it
     # values that trained into "the losses became NaN" or a traceback from torch's generators
     ("dataset.mean=nan", "dataset.mean=nan is not a finite float32 number"),

@@ -59,11 +59,19 @@ def test_asking_for_more_digits_than_there_are_says_so(caplog):
 
     from ganlab.data import build_sampler
 
-    dataset = OmegaConf.create({"name": "mnist", "root": None, "download": False, "n_train": 60000, "shuffle": True})
+    dataset = OmegaConf.create({"name": "mnist", "root": None, "download": False, "n_train": 60000, "shuffle": True,
+                                "eval_samples": 2000})
     with caplog.at_level("INFO", logger="ganlab"):
         sampler = build_sampler(dataset, torch.Generator())
     assert len(sampler.data) == 5000
     assert "dataset.n_train=60000 asks for more digits than" in caplog.text and "all 5000 are used" in caplog.text
+    assert "eval_samples" not in caplog.text
+    # an evaluation's real digits are drawn from the training digits: no more than there are (it said nothing)
+    dataset.update(n_train=100, eval_samples=150)
+    with caplog.at_level("INFO", logger="ganlab"):
+        assert len(build_sampler(dataset, torch.Generator()).reference(150, torch.Generator())) == 100
+    assert "dataset.eval_samples=150 is more than the 100 training digits: each evaluation compares 150 generated " \
+           "digits with all 100 real ones" in caplog.text
 
 
 def corrupt(root, images, labels, case):

@@ -411,9 +411,10 @@ def validate(cfg: DictConfig) -> None:
         # all the files' digits, member.schedule checks the batch against their number once they are read)
         fail("train.batch_size", f"is larger than the {cfg.dataset.n_train} training digits of dataset.n_train",
              "lower it or raise dataset.n_train")
-    if cfg.dataset.name == "normal" and (cfg.train.epochs or cfg.train.eval_every_epochs):
-        fail("train.epochs", "needs a finite dataset (normal draws fresh samples every step)",
-             "give the length with train.iterations and train.eval_every")
+    for key in ("epochs", "eval_every_epochs"):
+        if cfg.dataset.name == "normal" and cfg.train[key]:
+            fail(f"train.{key}", "needs a finite dataset (normal draws fresh samples every step)",
+                 "give the length with train.iterations and train.eval_every")
 
 
 # The model families with BatchNorm, whose running statistics vmap cannot update per copy, so
