@@ -279,6 +279,17 @@ def test_a_sweep_told_to_run_nothing_says_so_in_one_line(tmp_path, count, fix):
     assert not (tmp_path / "multirun").exists()
 
 
+def test_a_grid_sweep_over_an_interval_says_to_list_values_or_search(tmp_path):
+    """Before, Hydra's line: "BasicSweeper does not support sweep type : INTERVAL_SWEEP"."""
+    result = run_cli("-m", "seed=0,1", "optimizer.d.lr=tag(log,interval(0.001,0.01))", *SWEEP_TINY, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("ganlab: error: optimizer.d.lr=tag(log,interval(0.001,0.01)): interval() is a range "
+                               "for a search to draw from, which a grid sweep (-m) cannot list; give the values "
+                               "(optimizer.d.lr=0.001,0.003,0.01, or range(START,STOP,STEP))"), lines[0]
+    assert "hparams_search=normal_optuna" in lines[0] and not (tmp_path / "multirun").exists()
+
+
 @pytest.mark.skipif(shutil.which("srun") is not None, reason="a node of a SLURM cluster")
 def test_the_slurm_launcher_off_a_slurm_cluster_says_so_in_one_line(tmp_path):
     """Before, submitit's traceback: 'Could not detect "srun", are you indeed on a slurm cluster?'."""

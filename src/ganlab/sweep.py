@@ -467,7 +467,9 @@ def check_every_job(config: DictConfig) -> None:
     try:  # the jobs as Hydra's basic sweeper lists them (an internal module: a check, not a dependency)
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-        (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)
+        overrides = OverridesParser.create().parse_overrides(arguments)
+        check_no_interval(overrides)
+        (jobs,) = BasicSweeper.split_arguments(overrides, None)
     except Exception:  # noqa: BLE001  Hydra's sweeper reports what it cannot read, in one line
         return
     here = runs_here(config)
@@ -484,6 +486,19 @@ def check_every_job(config: DictConfig) -> None:
             # callback's exceptions into warnings
             fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {one_line(error)}; no job has run"))
     check_job_directories(config, jobs)
+
+
+def check_no_interval(overrides: list) -> None:
+    """interval(LOW,HIGH), which a grid sweep cannot list: Hydra said only "BasicSweeper does not
+    support sweep type : INTERVAL_SWEEP"."""
+    from hydra.core.override_parser.types import ValueType
+
+    for override in overrides:
+        if override.value_type == ValueType.INTERVAL_SWEEP:
+            fail(ConfigError(
+                f"{override.input_line}: interval() is a range for a search to draw from, which a grid sweep (-m) "
+                f"cannot list; give the values ({override.get_key_element()}=0.001,0.003,0.01, or range(START,STOP,STEP)), "
+                "or search with Optuna, which draws from it: add hparams_search=normal_optuna (or mnist_optuna)"))
 
 
 LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher", "LocalLauncher")  # Hydra's, joblib's, submitit_local's
