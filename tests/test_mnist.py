@@ -212,6 +212,25 @@ def test_generate_writes_the_same_samples_for_the_same_seed(train_tiny, tmp_path
         assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
 
 
+def test_the_readmes_python_sampling_gives_the_digits_generate_writes(train_tiny, tmp_path, monkeypatch):
+    """The snippet under "Sampling from a run", run as written in a run's parent directory."""
+    section = (ROOT / "README.md").read_text().split("## Sampling from a run")[1].split("\n## ")[0]
+    (snippet,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    work = tmp_path / "work"
+    (work / "runs").mkdir(parents=True)
+    train_tiny(*MNIST_TINY, "model=mnist", name="digits").rename(work / "runs" / "digits")
+    monkeypatch.chdir(work)
+    names: dict = {}
+    exec(snippet, names)  # noqa: S102  (our own README)
+    result = run_cli("run=runs/digits", "checkpoint=best", "num_samples=16", "seed=0", f"out={tmp_path / 'g'}",
+                     script="generate.py", cwd=work)
+    assert result.returncode == 0, result.stderr
+    from ganlab.generate import to_uint8
+
+    assert names["digits"].shape == (16, 1, 28, 28)
+    assert np.array_equal(to_uint8(names["digits"]), np.load(tmp_path / "g.npy"))
+
+
 def test_generate_samples_the_best_evaluation_with_checkpoint_best(train_tiny, tmp_path):
     # At these rates the seed's ReLU D overshoots: KS falls, then rises before iteration 40
     run_dir = train_tiny("optimizer.g.lr=0.02", "optimizer.d.lr=0.02", "model.d_negative_slope=0",

@@ -38,10 +38,11 @@ class GenerateConfig:
     walk: int = 0
 
 
-def load_generator(run_dir: Path, which: str = "last", averaged: bool = True):
+def load_generator(run_dir: str | Path, which: str = "last", averaged: bool = True):
     """The run's config and its generator (the averaged one where the run kept one, unless
     averaged=False), as it was at the end of training (last), at its best evaluation (best) or at
-    iteration N (iter_N, a numbered checkpoint)."""
+    iteration N (iter_N, a numbered checkpoint); on the CPU, in eval mode. Also for a user's own
+    code (README, "Sampling from a run")."""
     numbered = re.fullmatch(r"iter_(\d+)", which)
     if which not in ("last", "best") and not numbered:
         raise ConfigError(f"checkpoint={which} is not one generate.py reads; use checkpoint=last, best or iter_N")
