@@ -10,10 +10,6 @@ from pathlib import Path
 
 from ganlab.errors import report_ctrl_c
 
-def same_directory(a: str, b: str) -> bool:
-    return Path(os.path.expanduser(a)).resolve() == Path(os.path.expanduser(b)).resolve()
-
-
 if __name__ == "__main__":  # before the imports below and Hydra, which are most of a start-up
     report_ctrl_c("stopped while starting" + (" the sweep" if {"-m", "--multirun"} & set(sys.argv) else ""))
 
