@@ -16,7 +16,7 @@ from conftest import ROOT, TINY, compose_cfg, read_events, run_cli
 from ganlab.distributed import Placement
 from ganlab.run import device_advice
 from ganlab.summary import rank_test, welch_interval
-from ganlab.sweep import write_summary
+from ganlab.sweep_summary import write_summary
 
 SWEEP_TINY = [a for a in TINY if not a.startswith("train.progress")] + ["train.progress=false"]
 MISSING_DEVICE = "mps" if torch.cuda.is_available() else "cuda"  # (a Mac has no CUDA, a GPU machine no MPS)
