@@ -1,6 +1,7 @@
 """Every config option composes; a bad command line stops at once with one line naming the key."""
 
 import re
+import shutil
 
 import pytest
 
@@ -114,6 +115,38 @@ def test_bad_command_line_fails_with_one_line(tmp_path, args, key):
     assert lines[0].startswith("ganlab: error:") and key in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before any work
+
+
+def test_a_users_preset_with_a_mistake_stops_only_the_runs_that_select_it_with_one_line(tmp_path):
+    """Before, a preset YAML could not read stopped every run, any preset or none, with YAML's
+    traceback; one with a key the schemas lack or a value of the wrong type stopped with Hydra's
+    "In 'experiment/NAME': ConfigKeyError raised while composing config: ...", the second without the key."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "conf", project / "conf")
+    shutil.copy(ROOT / "train.py", project)
+    presets = {"unclosed": "train:\n  iterations: [10\n", "twice": "train:\n  iterations: 10\n  iterations: 20\n",
+               "typo": "train:\n  iteration: 10\n", "text": "train:\n  iterations: many\n"}
+    (project / "experiments").mkdir()
+    for name, text in presets.items():
+        (project / "experiments" / f"{name}.yaml").write_text(f"# @package _global_\n{text}")
+    train_py = str(project / "train.py")
+    fine = run_cli("debug=fast", f"hydra.run.dir={tmp_path / 'run'}", script=train_py)
+    assert fine.returncode == 0 and (tmp_path / "run" / "metrics.json").exists(), fine.stderr
+    said = {}
+    for name in presets:
+        result = run_cli(f"experiment={name}", f"hydra.run.dir={tmp_path / name}", script=train_py)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        said[name] = lines[0].removeprefix("ganlab: error: ")
+        assert not (tmp_path / name).exists()
+    where = project / "experiments"
+    assert said == {
+        "unclosed": f"experiment=unclosed: {where / 'unclosed.yaml'} cannot be read (expected ',' or ']', but got "
+                    f"'<stream end>' at line 4, column 1); correct it, or move it out of {where}",
+        "twice": f"experiment=twice: {where / 'twice.yaml'} cannot be read (found duplicate key iterations at line 4, "
+                 f"column 3); correct it, or move it out of {where}",
+        "typo": "experiment=typo: train.iteration is not an option of train; did you mean train.iterations?",
+        "text": "experiment=text sets train.iterations: Value 'many' of type 'str' could not be converted to Integer"}
 
 
 @pytest.mark.parametrize("args", [["hydra.run.dir="], ["-m", "seed=0,1", "hydra.sweep.dir="]])

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -267,7 +268,24 @@ def register_configs(experiments_dir: Optional[Path] = None) -> None:
     cs.store(group="schema", name="logger", node=LoggerConfig)
     if experiments_dir is not None:
         for path in sorted(Path(experiments_dir).glob("*.yaml")):
-            cs.store(group="experiment", name=path.stem, node=OmegaConf.load(path), package="_global_")
+            try:
+                preset = OmegaConf.load(path)
+            except (OSError, yaml.YAMLError) as error:
+                UNREADABLE_PRESETS[path.stem] = unreadable_preset(path, error)
+                continue
+            cs.store(group="experiment", name=path.stem, node=preset, package="_global_")
+
+
+# Presets in experiments/ that could not be read (their name: why), so that a mistake in one
+# stops only the runs that select it, with one line, and not every run with YAML's traceback.
+UNREADABLE_PRESETS: dict[str, str] = {}
+
+
+def unreadable_preset(path: Path, error: Exception) -> str:
+    where = getattr(error, "problem_mark", None)  # yaml's MarkedYAMLError: the line and column
+    problem = getattr(error, "problem", None) or getattr(error, "strerror", None) or str(error).splitlines()[0]
+    at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+    return f"experiment={path.stem}: {path} cannot be read ({problem}{at}); correct it, or move it out of {path.parent}"
 
 
 # ----------------------------------------------------------------------------- validation

@@ -41,7 +41,11 @@ PLUGINS = {
 def no_such_choice(config: str, options: list[str]) -> str:
     """A config group's option Hydra cannot find (config: 'group/name'): a plugin that is not
     installed, or a name that does not exist."""
+    from ganlab.config import UNREADABLE_PRESETS  # (config.py imports this module)
+
     group, name = config.rsplit("/", 1)
+    if group == "experiment" and name in UNREADABLE_PRESETS:
+        return UNREADABLE_PRESETS[name]
     if config in PLUGINS:
         package, extra = PLUGINS[config]
         return (f"{group}={name} comes from Hydra's plugin {package}, which is not installed; install it with "
@@ -65,8 +69,8 @@ def one_line(error: BaseException) -> str:
 
         return unreadable(error)
     cause = error.__cause__
-    if preset_against_override := preset_replaced(error):
-        return preset_against_override
+    if in_preset := preset_mistake(error):
+        return in_preset
     if isinstance(error, HydraException) and isinstance(cause, ConfigAttributeError) \
             and dataclasses.is_dataclass(cause.object_type) and cause.full_key:
         from ganlab.config import not_an_option  # (config.py imports this module)
@@ -79,21 +83,31 @@ def one_line(error: BaseException) -> str:
     return " ".join(line for line in lines if line and not line.startswith(_NOISE))
 
 
-def preset_replaced(error: BaseException) -> str | None:
-    """A preset's setting for a config group the command line replaced (`experiment=seed_mnist
-    dataset=normal`: the preset sets dataset.shuffle, which the 1-D dataset lacks), where Hydra
-    said only "In 'experiment/seed_mnist': ConfigKeyError ... Key 'shuffle' not in 'NormalDatasetConfig'"."""
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+def preset_mistake(error: BaseException) -> str | None:
+    """A preset's setting that does not fit, where Hydra said only "In 'experiment/NAME':
+    ConfigKeyError raised while composing config: Key 'shuffle' not in 'NormalDatasetConfig'"
+    (or ValidationError's "Value 'abc' ... could not be converted to Integer", without the key):
+    a config group the command line replaced (`experiment=seed_mnist dataset=normal`: the preset
+    sets dataset.shuffle, which the 1-D dataset lacks), or a preset's own mistake (a user's
+    preset with a key the schemas lack, or a value of the wrong type)."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
     preset, cause = re.match(r"In 'experiment/([^']+)'", str(error)), error.__cause__ or error.__context__
-    if not (preset and isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key):
+    if not (preset and isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None)):
         return None
-    group = cause.full_key.split(".")[0]
+    name, key = preset[1], cause.full_key
+    if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        return f"experiment={name} sets {key}: {str(cause).splitlines()[0]}"
+    group = key.split(".")[0]
     chosen = next((arg for arg in sys.argv[1:] if arg.startswith(f"{group}=")), None)
-    if chosen is None:  # (a preset with a key no option has: the generic line says which)
-        return None
-    return (f"experiment={preset[1]} sets {cause.full_key}, which {chosen} does not have: the preset brings its own "
-            f"{group}; drop {chosen}, or use a preset made for {chosen} (README, Presets)")
+    if chosen is not None:
+        return (f"experiment={name} sets {key}, which {chosen} does not have: the preset brings its own "
+                f"{group}; drop {chosen}, or use a preset made for {chosen} (README, Presets)")
+    if dataclasses.is_dataclass(cause.object_type):
+        from ganlab.config import not_an_option  # (config.py imports this module)
+
+        return f"experiment={name}: {not_an_option(key, cause.object_type)}"
+    return None
 
 
 def fail(error: BaseException) -> NoReturn:
