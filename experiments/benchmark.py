@@ -40,6 +40,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
@@ -117,7 +118,7 @@ def compose_config(overrides: list[str], tensorboard: bool = False):
                                               f"logger.tensorboard={str(tensorboard).lower()}"])
         validate(cfg)
         return cfg
-    except (HydraException, OmegaConfBaseException, ConfigError) as error:
+    except (HydraException, OmegaConfBaseException, ConfigError, yaml.YAMLError) as error:
         print(f"{Path(sys.argv[0]).name}: error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -117,10 +117,11 @@ def test_bad_command_line_fails_with_one_line(tmp_path, args, key):
     assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before any work
 
 
-def test_a_users_preset_with_a_mistake_stops_only_the_runs_that_select_it_with_one_line(tmp_path):
+def test_a_users_config_file_with_a_mistake_stops_only_the_runs_that_select_it_with_one_line(tmp_path):
     """Before, a preset YAML could not read stopped every run, any preset or none, with YAML's
-    traceback; one with a key the schemas lack or a value of the wrong type stopped with Hydra's
-    "In 'experiment/NAME': ConfigKeyError raised while composing config: ...", the second without the key."""
+    traceback, and a config group's file the runs that chose it; a file with a key the schemas
+    lack or a value of the wrong type stopped with Hydra's "In 'experiment/NAME': ConfigKeyError
+    raised while composing config: ...", the second without naming the key."""
     project = tmp_path / "project"
     shutil.copytree(ROOT / "conf", project / "conf")
     shutil.copy(ROOT / "train.py", project)
@@ -129,24 +130,37 @@ def test_a_users_preset_with_a_mistake_stops_only_the_runs_that_select_it_with_o
     (project / "experiments").mkdir()
     for name, text in presets.items():
         (project / "experiments" / f"{name}.yaml").write_text(f"# @package _global_\n{text}")
+    # and a config group's files, README's "Extending" (conf/optimizer/NAME.yaml)
+    optimizers = {"unclosed_rule": "d: {lr: [1}\n", "typo_rule": "defaults: [adam, _self_]\nd: {lr2: 0.1}\n",
+                  "text_rule": "defaults: [adam, _self_]\nd: {lr: fast}\n"}
+    for name, text in optimizers.items():
+        (project / "conf" / "optimizer" / f"{name}.yaml").write_text(text)
     train_py = str(project / "train.py")
     fine = run_cli("debug=fast", f"hydra.run.dir={tmp_path / 'run'}", script=train_py)
     assert fine.returncode == 0 and (tmp_path / "run" / "metrics.json").exists(), fine.stderr
     said = {}
-    for name in presets:
-        result = run_cli(f"experiment={name}", f"hydra.run.dir={tmp_path / name}", script=train_py)
+    for name in [*(f"experiment={name}" for name in presets), *(f"optimizer={name}" for name in optimizers)]:
+        run_dir = tmp_path / name.replace("=", "_")
+        result = run_cli(name, f"hydra.run.dir={run_dir}", script=train_py)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, result.stderr
         said[name] = lines[0].removeprefix("ganlab: error: ")
-        assert not (tmp_path / name).exists()
+        assert not run_dir.exists()
     where = project / "experiments"
     assert said == {
-        "unclosed": f"experiment=unclosed: {where / 'unclosed.yaml'} cannot be read (expected ',' or ']', but got "
-                    f"'<stream end>' at line 4, column 1); correct it, or move it out of {where}",
-        "twice": f"experiment=twice: {where / 'twice.yaml'} cannot be read (found duplicate key iterations at line 4, "
-                 f"column 3); correct it, or move it out of {where}",
-        "typo": "experiment=typo: train.iteration is not an option of train; did you mean train.iterations?",
-        "text": "experiment=text sets train.iterations: Value 'many' of type 'str' could not be converted to Integer"}
+        "experiment=unclosed": f"experiment=unclosed: {where / 'unclosed.yaml'} cannot be read (expected ',' or ']', "
+                               f"but got '<stream end>' at line 4, column 1); correct it, or move it out of {where}",
+        "experiment=twice": f"experiment=twice: {where / 'twice.yaml'} cannot be read (found duplicate key iterations "
+                            f"at line 4, column 3); correct it, or move it out of {where}",
+        "experiment=typo": "experiment=typo: train.iteration is not an option of train; did you mean train.iterations?",
+        "experiment=text": "experiment=text sets train.iterations: Value 'many' of type 'str' could not be converted "
+                           "to Integer",
+        "optimizer=unclosed_rule": f"{project / 'conf' / 'optimizer' / 'unclosed_rule.yaml'} cannot be read (expected "
+                                   "',' or ']', but got '}' at line 1, column 11); correct it",
+        "optimizer=typo_rule": "optimizer=typo_rule: optimizer.d.lr2 is not an option of optimizer.d; did you mean "
+                               "optimizer.d.lr?",
+        "optimizer=text_rule": "optimizer=text_rule sets optimizer.d.lr: Value 'fast' of type 'str' could not be "
+                               "converted to Float"}
 
 
 @pytest.mark.parametrize("args", [["hydra.run.dir="], ["-m", "seed=0,1", "hydra.sweep.dir="]])

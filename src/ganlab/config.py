@@ -24,7 +24,7 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from ganlab.errors import UserError
+from ganlab.errors import UserError, unreadable_yaml
 
 
 class ConfigError(UserError):
@@ -282,10 +282,8 @@ UNREADABLE_PRESETS: dict[str, str] = {}
 
 
 def unreadable_preset(path: Path, error: Exception) -> str:
-    where = getattr(error, "problem_mark", None)  # yaml's MarkedYAMLError: the line and column
-    problem = getattr(error, "problem", None) or getattr(error, "strerror", None) or str(error).splitlines()[0]
-    at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
-    return f"experiment={path.stem}: {path} cannot be read ({problem}{at}); correct it, or move it out of {path.parent}"
+    problem = unreadable_yaml(error) if isinstance(error, yaml.YAMLError) else f"{path} cannot be read ({error.strerror})"
+    return f"experiment={path.stem}: {problem}; correct it, or move it out of {path.parent}"
 
 
 # ----------------------------------------------------------------------------- validation

@@ -59,9 +59,12 @@ _NOISE = ("full_key:", "reference_type", "object_type", "Set the environment var
 
 def one_line(error: BaseException) -> str:
     """The message and its cause, without OmegaConf's key/type dump, joined into one line."""
+    import yaml
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigAttributeError
 
+    if isinstance(error, yaml.YAMLError):
+        return f"{unreadable_yaml(error)}; correct it"
     if isinstance(error, MissingConfigException) and error.options and "/" in (error.missing_cfg_file or ""):
         return no_such_choice(error.missing_cfg_file, error.options)
     if isinstance(error, OverrideParseException):
@@ -69,8 +72,8 @@ def one_line(error: BaseException) -> str:
 
         return unreadable(error)
     cause = error.__cause__
-    if in_preset := preset_mistake(error):
-        return in_preset
+    if in_file := config_file_mistake(error):
+        return in_file
     if isinstance(error, HydraException) and isinstance(cause, ConfigAttributeError) \
             and dataclasses.is_dataclass(cause.object_type) and cause.full_key:
         from ganlab.config import not_an_option  # (config.py imports this module)
@@ -83,30 +86,40 @@ def one_line(error: BaseException) -> str:
     return " ".join(line for line in lines if line and not line.startswith(_NOISE))
 
 
-def preset_mistake(error: BaseException) -> str | None:
-    """A preset's setting that does not fit, where Hydra said only "In 'experiment/NAME':
-    ConfigKeyError raised while composing config: Key 'shuffle' not in 'NormalDatasetConfig'"
-    (or ValidationError's "Value 'abc' ... could not be converted to Integer", without the key):
-    a config group the command line replaced (`experiment=seed_mnist dataset=normal`: the preset
-    sets dataset.shuffle, which the 1-D dataset lacks), or a preset's own mistake (a user's
-    preset with a key the schemas lack, or a value of the wrong type)."""
+def unreadable_yaml(error: BaseException) -> str:
+    """'FILE cannot be read (PROBLEM at line L, column C)' for yaml's error: a preset or a config
+    group's file with a mistake, which Hydra let through as yaml's traceback."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{mark.name if mark is not None else 'a YAML file'} cannot be read ({problem}{at})"
+
+
+def config_file_mistake(error: BaseException) -> str | None:
+    """A setting in a preset or a config group's file that does not fit, where Hydra said only "In
+    'experiment/NAME': ConfigKeyError raised while composing config: Key 'shuffle' not in
+    'NormalDatasetConfig'" (or ValidationError's "Value 'abc' ... could not be converted to
+    Integer", without the key): a preset's config group the command line replaced
+    (`experiment=seed_mnist dataset=normal`: the preset sets dataset.shuffle, which the 1-D dataset
+    lacks), or the file's own mistake (a user's preset or optimizer file with a key the schemas
+    lack, or a value of the wrong type)."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-    preset, cause = re.match(r"In 'experiment/([^']+)'", str(error)), error.__cause__ or error.__context__
-    if not (preset and isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None)):
+    found, cause = re.match(r"In '(.+)/([^'/]+)'", str(error)), error.__cause__ or error.__context__
+    if not (found and isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None)):
         return None
-    name, key = preset[1], cause.full_key
+    chose, key = f"{found[1]}={found[2]}", cause.full_key
     if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
-        return f"experiment={name} sets {key}: {str(cause).splitlines()[0]}"
+        return f"{chose} sets {key}: {str(cause).splitlines()[0]}"
     group = key.split(".")[0]
-    chosen = next((arg for arg in sys.argv[1:] if arg.startswith(f"{group}=")), None)
-    if chosen is not None:
-        return (f"experiment={name} sets {key}, which {chosen} does not have: the preset brings its own "
-                f"{group}; drop {chosen}, or use a preset made for {chosen} (README, Presets)")
+    replaced = next((arg for arg in sys.argv[1:] if arg.startswith(f"{group}=")), None)
+    if found[1] == "experiment" and replaced is not None:
+        return (f"{chose} sets {key}, which {replaced} does not have: the preset brings its own "
+                f"{group}; drop {replaced}, or use a preset made for {replaced} (README, Presets)")
     if dataclasses.is_dataclass(cause.object_type):
         from ganlab.config import not_an_option  # (config.py imports this module)
 
-        return f"experiment={name}: {not_an_option(key, cause.object_type)}"
+        return f"{chose}: {not_an_option(key, cause.object_type)}"
     return None
 
 
@@ -254,6 +267,7 @@ def run_reporting_user_errors(main: Callable[[], object]) -> None:
         os.environ["GANLAB_FULL_ERROR"] = "1"
         main()
         return
+    import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -263,7 +277,7 @@ def run_reporting_user_errors(main: Callable[[], object]) -> None:
     except Exception as error:
         if _exit_code:  # a stop's SystemExit that the code where it landed replaced with an error of its own
             sys.exit(_exit_code[0])
-        if isinstance(error, (HydraException, OmegaConfBaseException, UserError)):
+        if isinstance(error, (HydraException, OmegaConfBaseException, UserError, yaml.YAMLError)):
             fail(error)
         if isinstance(error, ValueError) and str(error).startswith("Only one of --run, --multirun"):  # Hydra's flags
             fail(UserError("-m (--multirun), --cfg, --info and --shell-completion cannot be combined; give one of "

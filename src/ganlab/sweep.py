@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+import yaml
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
@@ -305,8 +306,8 @@ def check_every_job(config: DictConfig) -> None:
                 from ganlab.distributed import check_machine
 
                 check_machine(cfg.train.device, cfg.train.amp)
-        except (ConfigError, HydraException, OmegaConfBaseException) as error:  # exits here: Hydra turns a
-            # callback's exceptions into warnings
+        except (ConfigError, HydraException, OmegaConfBaseException, yaml.YAMLError) as error:
+            # exits here: Hydra turns a callback's exceptions into warnings
             fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {one_line(error)}; no job has run"))
     check_job_directories(config, jobs)
 
@@ -320,8 +321,9 @@ def check_no_interval(overrides: list) -> None:
         if override.value_type == ValueType.INTERVAL_SWEEP:
             fail(ConfigError(
                 f"{override.input_line}: interval() is a range for a search to draw from, which a grid sweep (-m) "
-                f"cannot list; give the values ({override.get_key_element()}=0.001,0.003,0.01, or range(START,STOP,STEP)), "
-                "or search with Optuna, which draws from it: add hparams_search=normal_optuna (or mnist_optuna)"))
+                f"cannot list; give the values ({override.get_key_element()}=0.001,0.003,0.01, or "
+                "range(START,STOP,STEP)), or search with Optuna, which draws from it: add hparams_search=normal_optuna "
+                "(or mnist_optuna)"))
 
 
 LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher", "LocalLauncher")  # Hydra's, joblib's, submitit_local's
