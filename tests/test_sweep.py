@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import ROOT, TINY, compose_cfg, read_events, run_cli
+from conftest import MNIST_TINY, ROOT, TINY, compose_cfg, read_events, run_cli
 from ganlab.distributed import Placement
 from ganlab.run import device_advice
 from ganlab.summary import rank_test, welch_interval
@@ -339,6 +339,33 @@ def test_optimized_metric_is_returned_to_the_optuna_sweeper(tmp_path, copies):
         copy_w1 = [json.loads(p.read_text())["final"]["w1"] for p in job.glob("seed_*/metrics.json")]
         assert len(copy_w1) == 2 and json.loads((job / "metrics.json").read_text())["final"]["w1"] == \
             pytest.approx(sum(copy_w1) / 2)
+
+
+def test_an_optuna_search_for_a_score_maximizes_it(tmp_path):
+    """The presets' direction follows optimized_metric: it was `minimize` whatever the metric, and
+    `hparams_search=mnist_optuna optimized_metric=score` searched for the lowest score."""
+    sweep = tmp_path / "optuna"
+    result = run_cli("hparams_search=mnist_optuna", "optimized_metric=score", "hydra.sweeper.n_trials=2", *MNIST_TINY,
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    score = [json.loads((j / "metrics.json").read_text())["final"]["score"] for j in job_dirs(sweep)]
+    assert len(set(score)) == 2 and OmegaConf.load(sweep / "optimization_results.yaml").best_value == max(score)
+
+
+@pytest.mark.parametrize("given,words", [
+    (["optimized_metric=fd"], "optimized_metric='fd' is not a metric of dataset=normal; use one of ks, w1"),
+    (["train.d_steps=0"], "train.d_steps=0 must be positive"),
+    (["hydra.sweeper.direction=maximize"], "hydra.sweeper.direction=maximize would search for the highest ks, where a "
+                                           "lower ks is better; drop hydra.sweeper.direction"),
+])
+def test_a_searchs_fixed_settings_are_checked_before_its_first_trial(tmp_path, given, words):
+    """Before, a bad value stopped the search at its first trial, and a direction against the
+    metric searched for the worst runs."""
+    result = run_cli("hparams_search=normal_optuna", "hydra.sweeper.n_trials=2", *given, *SWEEP_TINY, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"ganlab: error: {words}") and lines[0].endswith("no trial has run"), lines[0]
+    assert not (tmp_path / "multirun").exists()
 
 
 def test_joblib_runs_jobs_in_parallel_with_a_fair_share_of_threads(tmp_path):

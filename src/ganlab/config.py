@@ -46,6 +46,12 @@ def main_metric(cfg: DictConfig) -> str:
     return cfg.get("optimized_metric") or QUALITY_METRICS[cfg.dataset.name][0]
 
 
+def direction_of(metric: str | None, dataset: str) -> str:
+    """An Optuna search's direction for optimized_metric (hparams_search/*.yaml): minimize a
+    distance, maximize a score."""
+    return "minimize" if (metric or QUALITY_METRICS[dataset][0]) in LOWER_IS_BETTER else "maximize"
+
+
 # ----------------------------------------------------------------------------- dataset
 @dataclass
 class NormalDatasetConfig:
@@ -254,6 +260,8 @@ def register_configs(experiments_dir: Optional[Path] = None) -> None:
         OmegaConf.register_new_resolver("resumed_or_fresh", resumed_or_fresh)
     if not OmegaConf.has_resolver("job_dirname"):
         OmegaConf.register_new_resolver("job_dirname", job_dirname)
+    if not OmegaConf.has_resolver("direction_of"):
+        OmegaConf.register_new_resolver("direction_of", direction_of)
     if not OmegaConf.has_resolver("hydra_record"):
         OmegaConf.register_new_resolver("hydra_record", hydra_record)
     cs = ConfigStore.instance()

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ganlab.checkpoint import holders
-from ganlab.config import ConfigError, count_as_given, main_metric, validate
+from ganlab.config import ConfigError, count_as_given, direction_of, main_metric, validate
 from ganlab.errors import STOP_SIGNALS, end_with, fail, on_ctrl_c, one_line, say
 from ganlab.overrides import as_typed
 from ganlab.sweep_summary import write_summary
@@ -249,8 +249,10 @@ class SweepCheck(Callback):
         on_ctrl_c(sweep_stopped(config.hydra.sweep.dir))
         check_counts(config)
         check_slurm(config)
-        if config.hydra.sweeper.get("_target_") == self.BASIC:  # (Optuna and others choose values as they go)
+        if config.hydra.sweeper.get("_target_") == self.BASIC:
             check_every_job(config)
+        else:  # (Optuna and others choose values as they go)
+            check_search(config)
         claim_default_root(config)  # once the sweep will run: a bad value leaves no empty root behind
         if launcher(config) == "JoblibLauncher" and os.name == "posix":  # (process groups, SIGALRM)
             let_the_jobs_stop_first(Path(config.hydra.sweep.dir))
@@ -310,6 +312,27 @@ def check_every_job(config: DictConfig) -> None:
             # exits here: Hydra turns a callback's exceptions into warnings
             fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {one_line(error)}; no job has run"))
     check_job_directories(config, jobs)
+
+
+def check_search(config: DictConfig) -> None:
+    """A search's trials take values it chooses as it goes, but the rest of the command line can be
+    checked before the first: a bad value there stopped the search at its first trial. And the
+    search's direction must agree with optimized_metric: told to minimize a score, Optuna searched
+    for the worst digits."""
+    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    fixed = [override.input_line for override in overrides if not override.is_sweep_override()]
+    try:
+        cfg = compose(config.hydra.job.config_name, overrides=fixed)
+        count_as_given(cfg, fixed)
+        validate(cfg)
+    except (ConfigError, HydraException, OmegaConfBaseException, yaml.YAMLError) as error:
+        fail(ConfigError(f"{one_line(error)}; no trial has run"))
+    direction, metric = OmegaConf.select(config, "hydra.sweeper.direction"), main_metric(cfg)
+    if isinstance(direction, str) and direction != direction_of(metric, cfg.dataset.name):
+        sought, better = ("lowest", "higher") if direction == "minimize" else ("highest", "lower")
+        fail(ConfigError(f"hydra.sweeper.direction={direction} would search for the {sought} {metric}, where a "
+                         f"{better} {metric} is better; drop hydra.sweeper.direction (the search follows "
+                         "optimized_metric); no trial has run"))
 
 
 def check_no_interval(overrides: list) -> None:
