@@ -40,8 +40,9 @@ def main(cfg: DictConfig) -> float:
         validate(cfg)
         if hydra_cfg.job.chdir:
             paths_from_where_typed(cfg)
-        from ganlab.run import train  # torch loads only once the config is known to be valid
+        from ganlab.run import check_compile_cache, train  # torch loads only once the config is known to be valid
 
+        check_compile_cache(cfg.train.compile)
         settle_garbage_collector()
         try:
             result = train(cfg)

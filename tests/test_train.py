@@ -1,6 +1,7 @@
 """Short real trainings, read back from the files a user would look at."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -106,6 +107,47 @@ def test_train_py_runs_from_the_command_line(tmp_path):
     shown = run_cli(*TINY, "seed=1", f"hydra.run.dir={tmp_path}", "--cfg", "job")
     assert shown.returncode == 0 and "seed: 1" in shown.stdout, shown.stderr
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == kept
+
+
+def folder_no_one_can_write(path):
+    """A folder this process cannot write to, or None: read-only permissions, and where those do
+    not bind (root), the immutable flag (chattr +i), which does."""
+    path.mkdir()
+    path.chmod(0o500)
+    if os.geteuid() == 0 and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        return None
+    return path
+
+
+def test_a_compile_cache_pytorch_cannot_make_or_write_is_one_line_naming_it(tmp_path):
+    """PyTorch makes it (TORCHINDUCTOR_CACHE_DIR) as an optimizer's first step imports its
+    compiler: every run stopped with "cannot write ...; choose a writable directory with
+    hydra.run.dir=DIR", and a compiled one where it could not write there with Inductor's traceback."""
+    (tmp_path / "file").write_text("")
+    unmakeable = tmp_path / "file" / "cache"
+    result = run_cli(*TINY, f"hydra.run.dir={tmp_path / 'run'}",
+                     env=os.environ | {"TORCHINDUCTOR_CACHE_DIR": str(unmakeable)})
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"ganlab: error: PyTorch cannot make its compile cache {unmakeable} (Not a directory), which it needs even "
+        "without train.compile; point TORCHINDUCTOR_CACHE_DIR at a folder you can write: "
+        "TORCHINDUCTOR_CACHE_DIR=$HOME/.cache/torchinductor python train.py ..."], result.stderr
+    read_only = folder_no_one_can_write(tmp_path / "read_only")
+    if read_only is None:
+        pytest.skip("no folder this process cannot write to (root without chattr)")
+    try:
+        env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": str(read_only)}
+        plain = run_cli(*TINY, f"hydra.run.dir={tmp_path / 'plain'}", env=env)
+        assert plain.returncode == 0, plain.stderr  # (it writes nothing there)
+        compiled = run_cli(*TINY, "train.compile=true", f"hydra.run.dir={tmp_path / 'compiled'}", env=env)
+        lines = compiled.stderr.strip().splitlines()
+        assert compiled.returncode == 2 and len(lines) == 1, compiled.stderr
+        assert lines[0].startswith(f"ganlab: error: PyTorch cannot write its compile cache {read_only} (") and \
+            lines[0].endswith("where train.compile=true keeps its kernels; point TORCHINDUCTOR_CACHE_DIR at a folder "
+                              "you can write: TORCHINDUCTOR_CACHE_DIR=$HOME/.cache/torchinductor python train.py ..., "
+                              "or drop train.compile")
+    finally:
+        subprocess.run(["chattr", "-i", str(read_only)], capture_output=True)
+        read_only.chmod(0o700)
 
 
 def test_a_run_and_a_sweep_work_without_posix_only_signals(tmp_path):

@@ -9,6 +9,7 @@ import os
 import shlex
 import signal
 import statistics
+import tempfile
 import threading
 import time
 import warnings
@@ -366,6 +367,33 @@ def why_not_compile(placement: Placement) -> tuple[str, str] | None:
     except Exception as error:  # noqa: BLE001  torch's InvalidCxxCompiler, or whatever the search met
         return (f"train.compile=true needs a C++ compiler on a CPU ({str(error).splitlines()[0]})",
                 "install g++ or clang++ (or point CXX at one) to compile")
+
+
+def check_compile_cache(compiling: bool) -> None:
+    """PyTorch makes the folder its compiler keeps kernels in (TORCHINDUCTOR_CACHE_DIR, by default
+    TMP/torchinductor_USER) when torch._dynamo is imported, as an optimizer's first step does,
+    compiled or not; train.compile then writes there. Where it cannot (another user's folder of
+    that name in a shared /tmp, a read-only file system), every run stopped with "cannot write
+    ...; choose a writable directory with hydra.run.dir=DIR", which was no fix, and a compiled
+    one with Inductor's traceback at its first iteration."""
+    fix = "point TORCHINDUCTOR_CACHE_DIR at a folder you can write: TORCHINDUCTOR_CACHE_DIR=$HOME/.cache/torchinductor"
+    try:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir  # (its package's import makes the folder)
+
+        folder = cache_dir()
+    except ImportError:  # (another torch: its own error says)
+        return
+    except OSError as error:
+        raise UserError(f"PyTorch cannot make its compile cache {error.filename} ({error.strerror}), which it needs "
+                        f"even without train.compile; {fix} python train.py ...") from None
+    if compiling:
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise UserError(f"PyTorch cannot write its compile cache {folder} ({error.strerror}), where "
+                            f"train.compile=true keeps its kernels; {fix} python train.py ..., or drop "
+                            "train.compile") from None
 
 
 def resolve_resume(cfg: DictConfig, run_dir: Path | None) -> tuple[DictConfig, Path]:
