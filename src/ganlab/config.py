@@ -46,10 +46,10 @@ def main_metric(cfg: DictConfig) -> str:
     return cfg.get("optimized_metric") or QUALITY_METRICS[cfg.dataset.name][0]
 
 
-def direction_of(metric: str | None, dataset: str) -> str:
+def direction_of(metric: str | None) -> str:
     """An Optuna search's direction for optimized_metric (hparams_search/*.yaml): minimize a
-    distance, maximize a score."""
-    return "minimize" if (metric or QUALITY_METRICS[dataset][0]) in LOWER_IS_BETTER else "maximize"
+    distance, maximize a score; None is the dataset's own distance (KS, FD)."""
+    return "maximize" if metric and metric not in LOWER_IS_BETTER else "minimize"
 
 
 # ----------------------------------------------------------------------------- dataset

@@ -328,7 +328,7 @@ def check_search(config: DictConfig) -> None:
     except (ConfigError, HydraException, OmegaConfBaseException, yaml.YAMLError) as error:
         fail(ConfigError(f"{one_line(error)}; no trial has run"))
     direction, metric = OmegaConf.select(config, "hydra.sweeper.direction"), main_metric(cfg)
-    if isinstance(direction, str) and direction != direction_of(metric, cfg.dataset.name):
+    if isinstance(direction, str) and direction != direction_of(metric):
         sought, better = ("lowest", "higher") if direction == "minimize" else ("highest", "lower")
         fail(ConfigError(f"hydra.sweeper.direction={direction} would search for the {sought} {metric}, where a "
                          f"{better} {metric} is better; drop hydra.sweeper.direction (the search follows "
