@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from ganlab import provenance
 from ganlab.config import LOWER_IS_BETTER, QUALITY_METRICS, main_metric
-from ganlab.summary import collect, compare, markdown_table
+from ganlab.summary import collect, compare, markdown_table, unfinished
 from ganlab.sweep import flat_hparams
 
 SEED_ONLY = {"seed", "train.population", "train.progress"}  # what may differ between a setting's runs
@@ -31,17 +31,19 @@ SEED_ONLY = {"seed", "train.population", "train.progress"}  # what may differ be
 
 def runs_of(spec: str, name: str) -> tuple[list[dict], dict]:
     """The finished runs below `spec` (a folder, or a quoted glob pattern of folders: one setting's
-    jobs in a sweep), each with its directory (`dir`) and best.pt's score, and their setting (flat
-    config, less the seed); stops with one line where they are not one setting's seeds."""
+    jobs in a sweep), each with its directory (`dir`) and best.pt's score, their setting (flat
+    config, less the seed) and the runs that did not finish; stops with one line where they are
+    not one setting's seeds."""
     roots = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_dir()) if glob.has_magic(spec) else [Path(spec)]
     if not roots:
         sys.exit(f"{name}: no folder matches {spec}")
     if not roots[0].is_dir():
         sys.exit(f"{name}: {spec} is not a directory; give a population's, a sweep's or a folder of runs")
     rows = [row | {"dir": root / row.pop("run")} for root in roots for row in collect(root)]
+    missing = [row | {"run": root.name if row["run"] == "." else row["run"]} for root in roots for row in unfinished(root)]
     if len(rows) < 2:
-        sys.exit(f"{name}: {spec} holds {len(rows)} finished run{'s' if len(rows) != 1 else ''}; a difference "
-                 "needs at least 2 seeds a side (train.population=K, or -m seed=0,1,2,...)")
+        sys.exit(f"{name}: {spec} holds {len(rows)} finished run{'s' if len(rows) != 1 else ''}{left_out(missing)}; "
+                 "a difference needs at least 2 seeds a side (train.population=K, or -m seed=0,1,2,...)")
     configs = [flat_hparams(OmegaConf.load(row["dir"] / "config.yaml")) for row in rows]
     differ = sorted(k for k in set().union(*configs) - SEED_ONLY if len({str(c.get(k)) for c in configs}) > 1)
     if differ:
@@ -54,7 +56,17 @@ def runs_of(spec: str, name: str) -> tuple[list[dict], dict]:
         best = json.loads((row["dir"] / "metrics.json").read_text()).get("best")
         if best:
             row[f"best_{metric}"] = best[metric]
-    return rows, {k: v for k, v in configs[0].items() if k not in SEED_ONLY}
+    return rows, {k: v for k, v in configs[0].items() if k not in SEED_ONLY}, missing
+
+
+def left_out(missing: list[dict]) -> str:
+    """The runs without final metrics, which the means leave out: a recipe that diverges on some
+    seeds looks no worse in the table than one that never does."""
+    diverged = [row["run"] for row in missing if row["status"].startswith("diverged")]
+    stopped = [row["run"] for row in missing if not row["status"].startswith("diverged")]
+    parts = [f"{len(runs)} {what} ({', '.join(runs)})" for runs, what in
+             ((diverged, "diverged"), (stopped, "did not finish")) if runs]
+    return f"; left out, without final metrics: {' and '.join(parts)}" if parts else ""
 
 
 def differences(a: dict, b: dict) -> str:
@@ -70,15 +82,15 @@ if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: python experiments/compare.py RUNS_A RUNS_B  (each: one setting's runs with different seeds)")
     a_spec, b_spec = sys.argv[1:]
-    (a, setting_a), (b, setting_b) = runs_of(a_spec, "A"), runs_of(b_spec, "B")
+    (a, setting_a, a_missing), (b, setting_b, b_missing) = runs_of(a_spec, "A"), runs_of(b_spec, "B")
     directional = {m for metrics in QUALITY_METRICS.values() for m in metrics}
     lower = LOWER_IS_BETTER | {f"best_{m}" for m in LOWER_IS_BETTER}
     higher = {m for m in directional if m not in LOWER_IS_BETTER}
     rows = compare(a, b, lower, higher | {f"best_{m}" for m in higher})
     if not rows:
         sys.exit(f"{a_spec} and {b_spec} have no metric in common (one dataset's runs against another's?)")
-    for name, spec, runs in (("A", a_spec, a), ("B", b_spec, b)):
+    for name, spec, runs, missing in (("A", a_spec, a, a_missing), ("B", b_spec, b, b_missing)):
         ran_on = sorted({provenance.conditions(r["dir"]) or "not recorded" for r in runs})
-        print(f"{name}: {spec}, {len(runs)} runs; ran on {' | '.join(ran_on)}")
+        print(f"{name}: {spec}, {len(runs)} runs{left_out(missing)}; ran on {' | '.join(ran_on)}")
     print(f"B changes: {differences(setting_a, setting_b)}")
     print("\n" + markdown_table([r for r in rows if not r["metric"].endswith("_real")], list(rows[0])))

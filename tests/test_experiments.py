@@ -123,6 +123,39 @@ def test_summarize_lists_each_runs_own_metrics_1d_and_mnist_alike(train_tiny, tm
     assert float(table["**max**"]["wall_s"]) >= float(table["**min**"]["wall_s"])
 
 
+def test_summarize_and_compare_say_which_runs_they_leave_out(train_tiny, tmp_path, two_recipes):
+    """A run that diverged has no final metrics: the table's means are over the others, and
+    before, neither script said that any run was missing."""
+    from ganlab.errors import Diverged
+
+    train_tiny(name="runs/fine")
+    with pytest.raises(Diverged):
+        train_tiny("optimizer.d.lr=1e9", name="runs/wild")
+    result = run_cli(str(tmp_path / "runs"), script="experiments/summarize.py")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2].startswith("| fine |") and lines[-2] == "Not in the table: 1 run without final metrics"
+    assert lines[-1].startswith("- wild: diverged: the losses became NaN or infinite ")
+    # SGD at this rate diverges on some seeds, not all (2 of 6 on the CPU this was written on)
+    try:
+        train_tiny("train.population=6", "optimizer=sgd_nesterov", "optimizer.d.lr=0.1", "optimizer.g.lr=0.1",
+                   "train.r1_gamma=0", "train.g_ema=0", name="sgd")
+    except Diverged:  # (every seed: checked below)
+        pass
+    diverged = sorted(p.parent.name for p in (tmp_path / "sgd").glob("seed_*/failure.txt"))
+    if not 0 < len(diverged) < 5:
+        pytest.skip(f"{len(diverged)} of 6 seeds diverged on this CPU: no mix of both")
+    result = run_cli(str(two_recipes / "long"), str(tmp_path / "sgd"), script="experiments/compare.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].startswith(
+        f"B: {tmp_path / 'sgd'}, {6 - len(diverged)} runs; left out, without final metrics: {len(diverged)} "
+        f"diverged ({', '.join(diverged)}); ran on ")
+    result = run_cli(str(two_recipes / "long"), str(tmp_path / "runs" / "wild"), script="experiments/compare.py")
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        f"B: {tmp_path / 'runs' / 'wild'} holds 0 finished runs; left out, without final metrics: 1 diverged (wild); "
+        "a difference needs at least 2 seeds a side (train.population=K, or -m seed=0,1,2,...)"]
+
+
 def test_best_vs_last_scores_every_runs_checkpoints_again(train_tiny, tmp_path):
     runs = tmp_path / "runs"
     train_tiny("seed=1", "train.g_ema=0.9", name="runs/a")

@@ -34,6 +34,21 @@ def collect(root: Path) -> list[dict]:
     return rows
 
 
+def unfinished(root: Path) -> list[dict]:
+    """The runs below `root` without final metrics, which collect() leaves out, each with why
+    (`status`): diverged (its failure.txt's first clause), or "did not finish" (stopped before its
+    end, or still training). A summary of the others must say they are missing."""
+    rows = []
+    for config in sorted(Path(root).rglob("config.yaml")):
+        run_dir = config.parent
+        if run_dir.name == ".hydra" or (run_dir / "metrics.json").exists():
+            continue
+        failure = run_dir / "failure.txt"
+        status = failure.read_text().split(";")[0].strip() if failure.exists() else "did not finish"
+        rows.append({"run": str(run_dir.relative_to(root)) or ".", "status": status})
+    return rows
+
+
 def mean_and_std(rows: list[dict]) -> dict:
     """Mean and standard deviation (`KEY_std`) of each value over the rows (runs, copies, seeds)."""
     out = {}
