@@ -40,7 +40,8 @@ def runs_of(spec: str, name: str) -> tuple[list[dict], dict]:
     if not roots[0].is_dir():
         sys.exit(f"{name}: {spec} is not a directory; give a population's, a sweep's or a folder of runs")
     rows = [row | {"dir": root / row.pop("run")} for root in roots for row in collect(root)]
-    missing = [row | {"run": root.name if row["run"] == "." else row["run"]} for root in roots for row in unfinished(root)]
+    missing = [row | {"run": root.name if row["run"] == "." else row["run"]}
+               for root in roots for row in unfinished(root)]
     if len(rows) < 2:
         sys.exit(f"{name}: {spec} holds {len(rows)} finished run{'s' if len(rows) != 1 else ''}{left_out(missing)}; "
                  "a difference needs at least 2 seeds a side (train.population=K, or -m seed=0,1,2,...)")

@@ -194,13 +194,25 @@ def test_a_sweep_of_populations_shows_each_mean_beside_its_spread(tmp_path):
 def test_a_diverged_job_is_a_failed_row_not_a_crashed_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli("-m", "optimizer=sgd_nesterov", "train.loss=lsgan", "train.r1_gamma=0",
-                     "train.lr_schedule=constant", "optimizer.g.lr=1", "optimizer.d.lr=1,0.0005",
+                     "train.lr_schedule=constant", "optimizer.g.lr=1", "optimizer.d.lr=1,0.0005", "seed=0,1",
                      *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     with open(sweep / "summary.csv") as f:
         status = {r["overrides"]: r["status"] for r in csv.DictReader(f)}
-    assert len(status) == 2
+    assert len(status) == 4
     assert any(s.startswith("diverged:") for s in status.values()), status
+    # The seed aggregate counts each setting's failed jobs, which its means leave out: before, a
+    # setting that failed on some seeds read as well as one that failed on none, and one that
+    # failed on every seed was not there at all
+    with open(sweep / "summary_seeds.csv") as f:
+        aggregate = {r["setting"].split("optimizer.d.lr=")[1].split()[0]: r for r in csv.DictReader(f)}
+    for lr, row in aggregate.items():
+        failed = sum(s != "ok" for o, s in status.items() if f"optimizer.d.lr={lr} " in o + " ")
+        assert (int(row["seeds"]), int(row["seeds_failed"])) == (2 - failed, failed), row
+        assert (row["ks_mean"] == "") == (failed == 2)
+        assert failed < 2 or row["ks - best (95%)"] == "(every seed failed)"
+    assert set(aggregate) == {"1", "0.0005"}
+    assert "`seeds_failed`: the setting's jobs" in (sweep / "summary.md").read_text()
 
 
 def test_a_sweep_stops_where_another_sweep_made_its_default_root_in_the_same_second(tmp_path):

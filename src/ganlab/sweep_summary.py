@@ -68,28 +68,39 @@ def ordered_metrics(keys: set[str]) -> list[str]:
 def aggregate_seeds(rows: list[dict[str, Any]], metrics: list[str], metric: str) -> list[dict[str, Any]]:
     """Mean and standard deviation over the jobs that differ only in their seed, best `metric`
     first; and each setting's difference to the best with its 95% interval (Welch's) and the rank
-    test's p-value, so a setting the seeds cannot tell from the best reads as a tie."""
+    test's p-value, so a setting the seeds cannot tell from the best reads as a tie. Where jobs
+    failed (diverged, did not finish), how many of each setting's (`seeds_failed`): its means are
+    over the others, and a setting that failed on every seed is a row of its own, last."""
     groups: dict[str, list[dict]] = {}
+    failed: dict[str, int] = {}
     for row in rows:
+        setting = " ".join(o for o in row["overrides"].split() if not o.startswith("seed=")) or "(defaults)"
+        groups.setdefault(setting, [])
         if row["status"] == "ok":
-            setting = " ".join(o for o in row["overrides"].split() if not o.startswith("seed="))
-            groups.setdefault(setting or "(defaults)", []).append(row)
+            groups[setting].append(row)
+        else:
+            failed[setting] = failed.get(setting, 0) + 1
+    if not any(groups.values()):
+        return []
     out = []
     for setting, members in groups.items():
         agg: dict[str, Any] = {"setting": setting, "seeds": len(members)}
+        if failed:
+            agg["seeds_failed"] = failed.get(setting, 0)
         for m in metrics:
-            stats = mean_and_std([{m: r[m]} for r in members if m in r])
-            agg[f"{m}_mean"], agg[f"{m}_std"] = stats[m], stats[f"{m}_std"]
+            if values := [{m: r[m]} for r in members if m in r]:
+                stats = mean_and_std(values)
+                agg[f"{m}_mean"], agg[f"{m}_std"] = stats[m], stats[f"{m}_std"]
         out.append(agg)
-    if not out:
-        return out
     sign = 1 if metric in LOWER_IS_BETTER else -1
-    out.sort(key=lambda r: sign * r[f"{metric}_mean"])
+    out.sort(key=lambda r: (f"{metric}_mean" not in r, sign * r.get(f"{metric}_mean", 0.0)))
     best = [r[metric] for r in groups[out[0]["setting"]]]
     for agg in out:
-        values = [r[metric] for r in groups[agg["setting"]]]
+        values = [r[metric] for r in groups[agg["setting"]] if metric in r]
         if agg is out[0]:
             versus = "best"
+        elif not values:
+            versus = "(every seed failed)"
         elif min(len(values), len(best)) < 2:
             versus = "(needs 2 seeds)"
         else:
@@ -150,8 +161,9 @@ def write_summary(sweep_dir: Path, metric: str) -> Path | None:
     write_csv(sweep_dir / "summary.csv", rows, ["overrides", *columns, "ran_on"])
     if seeds:
         versus = [versus_best(m) for m in groups if any(versus_best(m) in row for row in seeds)]
-        rest = dict.fromkeys(k for row in seeds for k in row if k not in ("setting", "seeds", *versus))
-        write_csv(sweep_dir / "summary_seeds.csv", seeds, ["setting", "seeds", *versus, *rest])
+        counts = ["setting", "seeds", *(["seeds_failed"] if "seeds_failed" in seeds[0] else []), *versus]
+        rest = dict.fromkeys(k for row in seeds for k in row if k not in counts)
+        write_csv(sweep_dir / "summary_seeds.csv", seeds, [*counts, *rest])
     else:
         (sweep_dir / "summary_seeds.csv").unlink(missing_ok=True)
     write_text(sweep_dir / "summary.md", text)
@@ -179,11 +191,14 @@ def summary_of(rows: list[dict[str, Any]], metric: str, title: str, level: str,
     seeds = aggregate_seeds(rows, means, metric)
     if any(row["seeds"] > 1 for row in seeds):
         versus = versus_best(metric)
-        agg_columns = ["setting", "seeds", versus, *[k for k in seeds[0] if k not in ("setting", "seeds", versus)]]
+        counts = ["setting", "seeds", *(["seeds_failed"] if "seeds_failed" in seeds[0] else []), versus]
+        agg_columns = [*counts, *[k for k in dict.fromkeys(k for row in seeds for k in row) if k not in counts]]
         return (text + markdown_table(seeds, agg_columns) + f"\n\n`{versus}`: a setting's mean {metric} minus the "
                 "best setting's, with Welch's 95% interval over their seeds, and the p-value of Mann-Whitney's rank "
                 "test (which a few failed seeds hardly move); `tie`: neither tells the setting from the best (the "
-                "interval holds 0, p >= 0.05).\n"), seeds
+                "interval holds 0, p >= 0.05)."
+                + (" `seeds_failed`: the setting's jobs that diverged or did not finish, left out of its means."
+                   if "seeds_failed" in seeds[0] else "") + "\n"), seeds
     if all((row.get("copies") or 1) > 1 for row in rows):  # (an Optuna search of populations, say)
         return text + ("Each job is a population (`train.population`): its row above is its copies' mean, with "
                        f"their standard deviation beside it (`{metric}_std`, ...).\n"), []
