@@ -24,7 +24,7 @@ from ganlab.data import build_sampler
 from ganlab.generate import load_generator
 from ganlab.metrics import build_evaluator
 from ganlab.models import sample_noise
-from ganlab.summary import markdown_table, spread_table
+from ganlab.summary import markdown_table, not_in_the_table, spread_table, unfinished
 
 
 def fresh_score(run_dir: Path, which: str, seed: int, averaged: bool = True) -> tuple[str, float]:
@@ -60,7 +60,8 @@ if __name__ == "__main__":
     root, seed = Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) == 3 else 12345
     runs = sorted(path.parent.parent for path in root.rglob("checkpoints/best.pt"))
     if not runs:
-        sys.exit(f"no checkpoints/best.pt below {root}: train with train.keep_best=true (the default)")
+        sys.exit(not_in_the_table(missing, table_shown=False) if (missing := unfinished(root)) else
+                 f"no checkpoints/best.pt below {root}: train with train.keep_best=true (the default)")
     rows = [row(run_dir, root, seed) for run_dir in runs if (run_dir / "metrics.json").exists()]
     by_metric: dict[tuple, list[dict]] = {}  # a table each: a sweep over datasets has runs judged by KS and by FD
     for each in rows:
@@ -69,3 +70,5 @@ if __name__ == "__main__":
         print(("\n" if number else "") + markdown_table(same, list(columns)))
         if len(same) > 1:
             print("\n" + spread_table(same, [key for key in columns if key not in ("run", "best_at")]))
+    if missing := unfinished(root):
+        print(not_in_the_table(missing, table_shown=bool(rows)))

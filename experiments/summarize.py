@@ -1,13 +1,14 @@
-"""Print a Markdown table of the final metrics of every run below a directory, and list the runs
-that have none (diverged, or stopped before their end).
+"""Print a Markdown table of the final metrics of every run below a directory.
 
     python experiments/summarize.py multirun/default_5_seeds
+
+Under it, the runs that have none (diverged, or stopped before their end), which its means leave out.
 """
 
 import sys
 from pathlib import Path
 
-from ganlab.summary import collect, markdown, unfinished
+from ganlab.summary import collect, markdown, not_in_the_table, unfinished
 
 if __name__ == "__main__":
     if {"-h", "--help"} & set(sys.argv[1:]):
@@ -23,7 +24,4 @@ if __name__ == "__main__":
     elif not missing:
         sys.exit(f"no metrics.json below {sys.argv[1]}: did the runs finish?")
     if missing:  # (a mean over the runs that finished says nothing of those that did not)
-        print(f"{chr(10) + 'Not in the table' if rows else 'No run finished'}: {len(missing)} "
-              f"run{'s' if len(missing) > 1 else ''} without final metrics")
-        for row in missing:
-            print(f"- {row['run']}: {row['status']}")
+        print(not_in_the_table(missing, table_shown=bool(rows)))

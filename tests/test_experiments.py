@@ -123,7 +123,7 @@ def test_summarize_lists_each_runs_own_metrics_1d_and_mnist_alike(train_tiny, tm
     assert float(table["**max**"]["wall_s"]) >= float(table["**min**"]["wall_s"])
 
 
-def test_summarize_and_compare_say_which_runs_they_leave_out(train_tiny, tmp_path, two_recipes):
+def test_summarize_best_vs_last_and_compare_say_which_runs_they_leave_out(train_tiny, tmp_path, two_recipes):
     """A run that diverged has no final metrics: the table's means are over the others, and
     before, neither script said that any run was missing."""
     from ganlab.errors import Diverged
@@ -136,6 +136,9 @@ def test_summarize_and_compare_say_which_runs_they_leave_out(train_tiny, tmp_pat
     lines = result.stdout.splitlines()
     assert lines[2].startswith("| fine |") and lines[-2] == "Not in the table: 1 run without final metrics"
     assert lines[-1].startswith("- wild: diverged: the losses became NaN or infinite ")
+    scored = run_cli(str(tmp_path / "runs"), script="experiments/best_vs_last.py")
+    assert scored.returncode == 0 and scored.stdout.splitlines()[2].startswith("| fine |"), scored.stderr
+    assert scored.stdout.splitlines()[-2:] == lines[-2:]
     # SGD at this rate diverges on some seeds, not all (2 of 6 on the CPU this was written on)
     try:
         train_tiny("train.population=6", "optimizer=sgd_nesterov", "optimizer.d.lr=0.1", "optimizer.g.lr=0.1",

@@ -49,6 +49,13 @@ def unfinished(root: Path) -> list[dict]:
     return rows
 
 
+def not_in_the_table(missing: list[dict], table_shown: bool) -> str:
+    """The lines that name the runs a table leaves out (unfinished()), under it."""
+    head = f"\nNot in the table: {len(missing)}" if table_shown else f"No run finished: {len(missing)}"
+    lines = [f"{head} run{'s' if len(missing) > 1 else ''} without final metrics"]
+    return "\n".join(lines + [f"- {row['run']}: {row['status']}" for row in missing])
+
+
 def mean_and_std(rows: list[dict]) -> dict:
     """Mean and standard deviation (`KEY_std`) of each value over the rows (runs, copies, seeds)."""
     out = {}
