@@ -616,7 +616,8 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
     assert state["iteration"] >= 1 and f"at iteration {state['iteration'] + 1} " in str(info.value)
     assert all(torch.isfinite(t).all() for t in [*state["G"].values(), *state["D"].values()])
-    assert "last.pt keeps the last good state" in str(info.value)
+    assert "last.pt keeps the last good state, for generate.py; start a new run with lower learning rates" \
+        in str(info.value)  # (not resume it: it repeats the same steps, and a resume keeps the optimizers' settings)
     # Diverged before any checkpoint was due: the message does not point at a file that is not there
     cfg.train.checkpoint_every = 1000
     with pytest.raises(Diverged, match=r"no checkpoint was due before it \(train.checkpoint_every\)"):

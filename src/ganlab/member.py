@@ -172,10 +172,12 @@ class Member:
             when = (f"at iteration {it}" if it == self.last_checked + 1
                     else f"between iterations {self.last_checked + 1} and {it}")
             last = self.run_dir / "checkpoints" / checkpoint.LAST
-            kept = (f"{last} keeps the last good state" if last.exists()
+            kept = (f"{last} keeps the last good state, for generate.py" if last.exists()
                     else "no checkpoint was due before it (train.checkpoint_every)")
-            raise Diverged(f"the losses became NaN or infinite {when} (now {losses}); {kept}; "
-                           "lower the learning rates or set train.r1_gamma")
+            # (not "resume it": a resumed run repeats the same steps, bit for bit, and the optimizers' settings
+            # are the checkpoint's)
+            raise Diverged(f"the losses became NaN or infinite {when} (now {losses}); {kept}; start a new run with "
+                           "lower learning rates or train.r1_gamma")
         self.last_checked = it
 
     def after(self, it: int, stats: dict[str, torch.Tensor], finite: bool, stop_requested: bool = False) -> None:
