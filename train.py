@@ -117,8 +117,8 @@ def check_run_dir(argv: list[str], rank: int) -> None:
                          f"{given['hydra.run.dir']} names another; drop hydra.run.dir"))
     if resume in (None, "auto") and not new_run_dir:
         return
-    from ganlab.checkpoint import (CheckpointError, check_not_in_use, check_resumable, check_unused, claim_early,
-                                   resumable)
+    from ganlab.checkpoint import (CheckpointError, check_not_diverged, check_not_in_use, check_resumable,
+                                   check_unused, claim_early, resumable)
 
     try:
         if resume == "":
@@ -127,13 +127,15 @@ def check_run_dir(argv: list[str], rank: int) -> None:
         run_dir = str(resume if resume not in (None, "auto") else given["hydra.run.dir"])
         if rank == 0:  # (under torchrun the others start beside rank 0, which holds the directory)
             check_not_in_use(run_dir)  # no process trains there now: before Hydra writes its .hydra/ there
+        if resume is not None:
+            check_not_diverged(run_dir)
         if resume not in (None, "auto"):
             check_resumable(run_dir)
         elif not (resume == "auto" and resumable(run_dir)):
             check_unused(run_dir)
         if rank == 0 and not {"-m", "--multirun"} & set(argv):
             claim_early(run_dir)  # and hold it from now on: a second process started beside this one stops here
-    except CheckpointError as error:
+    except (CheckpointError, Diverged) as error:
         fail(error)
 
 

@@ -356,6 +356,29 @@ def test_a_resumed_population_leaves_out_the_copies_that_failed_before(tmp_path)
     assert [(h["iteration"], h["copies"]) for h in history] == [(20, 2), (40, 2)]
 
 
+def test_a_population_resumes_past_a_copy_that_diverged_before_its_first_checkpoint(tmp_path):
+    """Before, the resume stopped on that copy: "seed_2/checkpoints/last.pt: no checkpoint there"."""
+    from ganlab.errors import Diverged
+
+    args = [*TINY, "train.population=3", "train.lr_schedule=constant", "train.checkpoint_every=10"]
+    population = tmp_path / "population"
+    train(compose_cfg([*args, "train.iterations=20"]), run_dir=population)
+    for seed in (2, 0, 1):  # seed 2 as if it had diverged at iteration 5, then (below) the others
+        failed = population / f"seed_{seed}"
+        (failed / "failure.txt").write_text("diverged: (made up by the test)\n")
+        (failed / "metrics.json").unlink()  # a copy that fails writes none, and this one no checkpoint
+        shutil.rmtree(failed / "checkpoints")
+        if seed == 2:
+            train(compose_cfg([*args, "train.iterations=40", f"resume={population}"]))
+            summary = final(population)
+            assert (summary["iteration"], summary["copies"], summary["failed"]) == (40, 2, 1)
+            assert "Population of 3 seeds (1 failed)" in (population / "summary.md").read_text()
+    # Every copy failed: a result, which a resume (a sweep's resume=auto among them) reports as such
+    with pytest.raises(Diverged, match=r"ended in an earlier process \(every copy diverged: seed_0/failure.txt, "
+                                       r"seed_1/failure.txt, seed_2/failure.txt\); resumed, it would repeat"):
+        train(compose_cfg([*args, "train.iterations=60", f"resume={population}"]))
+
+
 @pytest.mark.slow
 def test_compiled_population_matches_single_runs(tmp_path):
     train(compose_cfg([*TINY, "train.population=2", "train.compile=true"]), run_dir=tmp_path / "population")

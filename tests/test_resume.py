@@ -622,6 +622,21 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     cfg.train.checkpoint_every = 1000
     with pytest.raises(Diverged, match=r"no checkpoint was due before it \(train.checkpoint_every\)"):
         train(cfg, run_dir=tmp_path / "early")
+    # A diverged run is a result: resumed, it would repeat the same steps, so the resume says how it ended
+    # (before: the same steps again; or, where it had no checkpoint, "no checkpoint there" / "already holds a run")
+    for run_dir in (run_dir, tmp_path / "early"):
+        with pytest.raises(Diverged, match=rf"^{re.escape(str(run_dir))} ended in an earlier process \(diverged: the "
+                                           r"losses became NaN or infinite .* \(now .*\)\); resumed, it "
+                                           "would repeat the same steps; start a new run with lower learning rates"):
+            train(compose_cfg([f"resume={run_dir}"]))
+    args = [*TINY, "train.iterations=200", "train.checkpoint_every=1000", "train.r1_gamma=0",
+            "train.lr_schedule=constant", "optimizer=sgd_nesterov", "optimizer.d.lr=1", "optimizer.g.lr=1",
+            "train.loss=lsgan"]
+    for resume in (f"resume={tmp_path / 'early'}", "resume=auto"):
+        result = run_cli(*args, resume, f"hydra.run.dir={tmp_path / 'early'}")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and "ended in an earlier process (diverged: " in lines[0], \
+            result.stderr
 
 
 class RunsCode:

@@ -213,6 +213,16 @@ def test_a_diverged_job_is_a_failed_row_not_a_crashed_sweep(tmp_path):
         assert failed < 2 or row["ks - best (95%)"] == "(every seed failed)"
     assert set(aggregate) == {"1", "0.0005"}
     assert "`seeds_failed`: the setting's jobs" in (sweep / "summary.md").read_text()
+    # Continued with resume=auto: a diverged job is a result, left as it ended (before, one that had
+    # diverged before its first checkpoint stopped the sweep: "already holds a run")
+    files = {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file() and ".hydra" not in path.parts}
+    again = run_cli("-m", "optimizer=sgd_nesterov", "train.loss=lsgan", "train.r1_gamma=0",
+                    "train.lr_schedule=constant", "optimizer.g.lr=1", "optimizer.d.lr=1,0.0005", "seed=0,1",
+                    *SWEEP_TINY, f"hydra.sweep.dir={sweep}", "resume=auto")
+    assert again.returncode == 0, again.stderr
+    assert "ended in an earlier process (diverged: the losses became NaN" in again.stdout + again.stderr
+    kept = {path: files[path] for path in files if path.name not in ("train.log", "multirun.yaml")}
+    assert {path: path.read_bytes() for path in kept} == kept
 
 
 def test_a_sweep_stops_where_another_sweep_made_its_default_root_in_the_same_second(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ganlab.config import remove_if_empty
-from ganlab.errors import UserError, done, undo_if_stopped
+from ganlab.errors import Diverged, UserError, done, undo_if_stopped
 from ganlab.files import temporary, written_whole
 from ganlab.overrides import as_typed
 
@@ -139,9 +139,31 @@ def holds_runs(directory: Path, key: str) -> str | None:
 
 
 def check_resumable(run_dir: Path) -> None:
-    """A run directory, or a population's, with checkpoints to continue."""
-    for directory in copies_in(run_dir) or [run_dir]:
+    """A run directory, or a population's, with checkpoints to continue (a population's copies
+    that diverged are left out: they ended where they did, a checkpoint or none)."""
+    copies = copies_in(run_dir)
+    for directory in [copy for copy in copies if not (copy / FAILURE).exists()] if copies else [run_dir]:
         last_in(directory)
+
+
+FAILURE = "failure.txt"  # in a run directory whose losses diverged: "diverged: ..." (run.py writes it)
+
+
+def check_not_diverged(run_dir: Path) -> None:
+    """A run that diverged in an earlier process (its failure.txt), or a population whose every
+    copy did, is a result, not a run to continue: resumed, it would only repeat the same steps
+    (resume=auto retrained it, and where it had diverged before its first checkpoint stopped the
+    sweep with "already holds a run"). Diverged, which a sweep counts as a failed job, and goes on."""
+    run_dir = Path(run_dir).expanduser()
+    copies = copies_in(run_dir)
+    if (run_dir / FAILURE).is_file():
+        ended = (run_dir / FAILURE).read_text().split(";")[0].strip()
+    elif copies and all((copy / FAILURE).is_file() for copy in copies):
+        ended = f"every copy diverged: {', '.join(f'{copy.name}/{FAILURE}' for copy in copies)}"
+    else:
+        return
+    raise Diverged(f"{run_dir} ended in an earlier process ({ended}); resumed, it would repeat the same steps; "
+                   "start a new run with lower learning rates or train.r1_gamma")
 
 
 def resumable(run_dir: Path) -> bool:

@@ -61,7 +61,7 @@ def failed_before(cfg: DictConfig, run_dir: Path) -> list[int]:
     if not cfg.resume or cfg.train.population == 1:
         return []
     return [seed for seed in range(cfg.seed, cfg.seed + cfg.train.population)
-            if (Path(run_dir) / f"seed_{seed}" / "failure.txt").exists()]
+            if (Path(run_dir) / f"seed_{seed}" / checkpoint.FAILURE).exists()]
 
 
 def metrics_of(entry: dict) -> dict:
@@ -75,9 +75,10 @@ class Spread:
     def __init__(self, run_dir: Path, members: list[Member], start: int, left_out: list[int],
                  enabled: bool = True):
         self.run_dir, self.members = run_dir, members
-        # Copies that failed in an earlier process: their evaluations up to their last checkpoint
-        self.left_out = [checkpoint.load(checkpoint.last_in(run_dir / f"seed_{seed}"))["history"]
-                         for seed in left_out]
+        # Copies that failed in an earlier process: their evaluations up to their last checkpoint (none
+        # where they diverged before their first)
+        lasts = [run_dir / f"seed_{seed}" / "checkpoints" / checkpoint.LAST for seed in left_out]
+        self.left_out = [checkpoint.load(last)["history"] if last.is_file() else [] for last in lasts]
         if enabled:
             (run_dir / "population").mkdir(parents=True, exist_ok=True)
         self.logger = TBLogger(run_dir / "population", enabled=enabled, purge_step=start + 1 if start else None)

@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from ganlab import distributed, functional, loop, memory, provenance
-from ganlab.checkpoint import CheckpointError, check_unused, held, resumable
+from ganlab.checkpoint import FAILURE, CheckpointError, check_not_diverged, check_unused, held, resumable
 from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, validate
 from ganlab.distributed import Placement
 from ganlab.errors import STOP_SIGNALS, Diverged, UserError, out_of_memory
@@ -161,6 +161,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     distributed.reproducible(placement.device, cfg.train.deterministic)
     resume_given = cfg.resume is not None
     cfg, run_dir = resolve_resume(compiled_where_it_can(cfg, placement), run_dir)
+    if resume_given:
+        check_not_diverged(run_dir)
     again = how_to_continue(run_dir, resume_given)
     with held(run_dir) if placement.is_main else nullcontext():  # rank 0 alone writes there
         try:
@@ -245,7 +247,7 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
                 if population == 1:
                     raise
                 log.error("seed %d failed: %s", member.cfg.seed, error)  # the other copies go on
-                (member.run_dir / "failure.txt").write_text(f"diverged: {error}\n")
+                (member.run_dir / FAILURE).write_text(f"diverged: {error}\n")
         if spread and first.plan(it)[1]:
             spread.log(it)
         if it % log_every == 0 or it == iterations:
@@ -281,7 +283,7 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
             finals = finish(members, spread, run_dir, placement, **timing)
     except BaseException as error:
         if isinstance(error, Diverged) and placement.is_main and population == 1:  # (a copy's: its own, above)
-            (first.run_dir / "failure.txt").write_text(f"diverged: {error}\n")
+            (first.run_dir / FAILURE).write_text(f"diverged: {error}\n")
         for logger in [m.logger for m in members] + ([spread.logger] if spread else []):
             with suppress(OSError):  # (a full disk: what it held is lost either way)
                 logger.close()
@@ -415,9 +417,7 @@ def members_to_train(cfg: DictConfig, run_dir: Path, placement: Placement) -> tu
     elif placement.is_main:
         check_unused(run_dir)
     left_out = failed_before(cfg, run_dir)
-    members = build_members(cfg, run_dir, placement, left_out)
-    if not members:
-        raise CheckpointError(f"{run_dir}: every copy failed before (seed_*/failure.txt); nothing to resume")
+    members = build_members(cfg, run_dir, placement, left_out)  # (not none: train() stops where every copy failed)
     if left_out:
         log.info("left out: seeds %s, which failed before (seed_N/failure.txt)", left_out)
     if len({m.start for m in members}) > 1:
