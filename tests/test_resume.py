@@ -632,6 +632,10 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     args = [*TINY, "train.iterations=200", "train.checkpoint_every=1000", "train.r1_gamma=0",
             "train.lr_schedule=constant", "optimizer=sgd_nesterov", "optimizer.d.lr=1", "optimizer.g.lr=1",
             "train.loss=lsgan"]
+    sampled = run_cli(f"run={tmp_path / 'early'}", script="generate.py")  # (it said "no checkpoint there")
+    assert sampled.returncode == 2 and sampled.stderr.startswith(
+        f"ganlab: error: {tmp_path / 'early'} has no checkpoint: it diverged before its first (train.checkpoint_every), "
+        "the losses became NaN or infinite"), sampled.stderr
     for resume in (f"resume={tmp_path / 'early'}", "resume=auto"):
         result = run_cli(*args, resume, f"hydra.run.dir={tmp_path / 'early'}")
         lines = result.stderr.strip().splitlines()

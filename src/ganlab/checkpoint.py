@@ -110,6 +110,10 @@ def last_in(run_dir: Path, key: str = "resume") -> Path:
     if owner := enclosing_run(run_dir):
         raise CheckpointError(f"{run_dir} lies inside the run {owner}; give the run's directory, "
                               f"{as_typed(key, str(owner))}")
+    if (run_dir / FAILURE).is_file():
+        how = (run_dir / FAILURE).read_text().split(";")[0].strip().removeprefix("diverged: ")
+        raise CheckpointError(f"{run_dir} has no checkpoint: it diverged before its first (train.checkpoint_every), "
+                              f"{how}; start a new run with lower learning rates or train.r1_gamma")
     require(path)  # (not there: says so)
     return path
 
