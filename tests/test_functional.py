@@ -395,6 +395,9 @@ def test_diverged_copies_are_marked_failed_and_the_run_says_so_when_all_are(tmp_
                "optimizer.g.lr=1", "train.loss=lsgan", "train.checkpoint_every=1", "train.iterations=200"]
     with pytest.raises(Diverged, match="every copy of the population diverged"):
         train(compose_cfg([*TINY, *blow_up, "train.population=2"]), run_dir=tmp_path / "population")
+    # the population's too: a sweep's summary read it as "did not finish"
+    assert (tmp_path / "population" / "failure.txt").read_text().startswith(
+        "diverged: every copy of the population diverged")
     for seed in (0, 1):
         copy = tmp_path / "population" / f"seed_{seed}"
         assert (copy / "failure.txt").read_text().startswith("diverged: the losses became NaN or infinite")

@@ -282,8 +282,8 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
             timing = {"wall": time.perf_counter() - t0, "first_iteration_s": first_iteration_s, "startup_s": startup_s}
             finals = finish(members, spread, run_dir, placement, **timing)
     except BaseException as error:
-        if isinstance(error, Diverged) and placement.is_main and population == 1:  # (a copy's: its own, above)
-            (first.run_dir / FAILURE).write_text(f"diverged: {error}\n")
+        if isinstance(error, Diverged) and placement.is_main:  # the run's, or a population's whose every copy
+            (run_dir / FAILURE).write_text(f"diverged: {error}\n")  # failed (each copy's: its own, above)
         for logger in [m.logger for m in members] + ([spread.logger] if spread else []):
             with suppress(OSError):  # (a full disk: what it held is lost either way)
                 logger.close()
