@@ -52,6 +52,23 @@ def tensorboard_experiment(logdir):
     return get_experiment.Handler(context.RequestContext(), backend, "", api_pb2.GetExperimentRequest()).run()
 
 
+def hparams_sessions(logdir):
+    """Each run's status in the HParams dashboard, as TensorBoard's backend lists its sessions."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups
+
+    runs = plugin_event_multiplexer.EventMultiplexer()
+    runs.AddRunsFromDirectory(str(logdir))
+    runs.Reload()
+    backend = backend_context.Context(base_plugin.TBContext(
+        data_provider=data_provider.MultiplexerDataProvider(runs, str(logdir))))
+    request = api_pb2.ListSessionGroupsRequest(allowed_statuses=api_pb2.Status.values(), slice_size=1000)
+    groups = list_session_groups.Handler(context.RequestContext(), backend, "", request).run().session_groups
+    return {session.name: api_pb2.Status.Name(session.status) for group in groups for session in group.sessions}
+
+
 def test_multirun_names_jobs_writes_hparams_and_a_summary(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli("-m", "optimizer=adam,sgd_nesterov", "train.d_steps=1,2", "seed=0,1", *SWEEP_TINY,
@@ -213,6 +230,10 @@ def test_a_diverged_job_is_a_failed_row_not_a_crashed_sweep(tmp_path):
         assert failed < 2 or row["ks - best (95%)"] == "(every seed failed)"
     assert set(aggregate) == {"1", "0.0005"}
     assert "`seeds_failed`: the setting's jobs" in (sweep / "summary.md").read_text()
+    # TensorBoard's HParams dashboard lists every job, a diverged one as a failure (it was not there)
+    with open(sweep / "summary.csv") as f:
+        expected = {r["job"]: "STATUS_SUCCESS" if r["status"] == "ok" else "STATUS_FAILURE" for r in csv.DictReader(f)}
+    assert hparams_sessions(sweep) == expected and "STATUS_FAILURE" in expected.values()
     # Continued with resume=auto: a diverged job is a result, left as it ended (before, one that had
     # diverged before its first checkpoint stopped the sweep: "already holds a run")
     files = {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file() and ".hydra" not in path.parts}

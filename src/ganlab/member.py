@@ -172,6 +172,8 @@ class Member:
             when = (f"at iteration {it}" if it == self.last_checked + 1
                     else f"between iterations {self.last_checked + 1} and {it}")
             last = self.run_dir / "checkpoints" / checkpoint.LAST
+            best = {f"best/{main_metric(self.cfg)}": self.best()[main_metric(self.cfg)]} if self.history else {}
+            self.logger.hparams(flat_hparams(self.cfg), best, failed=True)  # the HParams dashboard lists it
             kept = (f"{last} keeps the last good state, for generate.py" if last.exists()
                     else "no checkpoint was due before it (train.checkpoint_every)")
             # (not "resume it": a resumed run repeats the same steps, bit for bit, and the optimizers' settings

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from torch.utils.tensorboard.summary import custom_scalars, hparams as hparams_summary, histogram, text
 
 from ganlab.crc32c import masked_crc32c
@@ -61,6 +62,15 @@ class EventFile:
 
     def close(self) -> None:
         self.file.close()
+
+
+def with_status(session_end: Summary, status: int) -> Summary:
+    """torch's session-end summary (always a success) with another status."""
+    value = session_end.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    data.session_end_info.status = status
+    value.metadata.plugin_data.content = data.SerializeToString()
+    return session_end
 
 
 class TBLogger:
@@ -119,16 +129,20 @@ class TBLogger:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(png)
 
-    def hparams(self, hparams: dict, metrics: dict[str, float]) -> None:
+    def hparams(self, hparams: dict, metrics: dict[str, float], failed: bool = False) -> None:
         """HParams data in this run's own event file, so the HParams dashboard lines up every run
         of a sweep (SummaryWriter.add_hparams would write it into a new timestamped subfolder).
 
         Only the session's start and end: without an experiment summary TensorBoard computes one
         over all the runs it shows, and puts the settings whose values differ between them first
         (its table ticks the first five). Each run writing its own summary, as add_hparams does,
-        left TensorBoard to pick one run's at random, which marks no setting as differing."""
+        left TensorBoard to pick one run's at random, which marks no setting as differing.
+        `failed`: the session's status is a failure (a run that diverged), which the dashboard's
+        Status filter shows or hides; before, such a run was not in the dashboard at all."""
         if self.events:
             _experiment, session_start, session_end = hparams_summary(hparams, metrics)
+            if failed:
+                session_end = with_status(session_end, api_pb2.STATUS_FAILURE)
             self.events.summary(session_start)
             self.events.summary(session_end)
             self.scalars(metrics)
