@@ -21,6 +21,7 @@ from ganlab.overrides import as_typed
 
 LAST = "last.pt"
 BEST = "best.pt"  # only what sampling needs: G, its average, the config (train.keep_best)
+FAILURE = "failure.txt"  # in a run directory whose losses diverged: "diverged: ..." (run.py writes it)
 
 
 class CheckpointError(UserError):
@@ -110,10 +111,10 @@ def last_in(run_dir: Path, key: str = "resume") -> Path:
     if owner := enclosing_run(run_dir):
         raise CheckpointError(f"{run_dir} lies inside the run {owner}; give the run's directory, "
                               f"{as_typed(key, str(owner))}")
-    if (run_dir / FAILURE).is_file():
-        how = (run_dir / FAILURE).read_text().split(";")[0].strip().removeprefix("diverged: ")
+    if how := how_it_diverged(run_dir):
         raise CheckpointError(f"{run_dir} has no checkpoint: it diverged before its first (train.checkpoint_every), "
-                              f"{how}; start a new run with lower learning rates or train.r1_gamma")
+                              f"{how.removeprefix('diverged: ')}; start a new run with lower learning rates or "
+                              "train.r1_gamma")
     require(path)  # (not there: says so)
     return path
 
@@ -150,7 +151,11 @@ def check_resumable(run_dir: Path) -> None:
         last_in(directory)
 
 
-FAILURE = "failure.txt"  # in a run directory whose losses diverged: "diverged: ..." (run.py writes it)
+def how_it_diverged(run_dir: Path) -> str | None:
+    """Where a run diverged, its failure.txt's first clause: "diverged: the losses became NaN or
+    infinite at iteration 12 (now D inf, G nan)"; else None."""
+    failure = Path(run_dir).expanduser() / FAILURE
+    return failure.read_text().split(";")[0].strip() if failure.is_file() else None
 
 
 def check_not_diverged(run_dir: Path) -> None:
@@ -159,15 +164,12 @@ def check_not_diverged(run_dir: Path) -> None:
     (resume=auto retrained it, and where it had diverged before its first checkpoint stopped the
     sweep with "already holds a run"). Diverged, which a sweep counts as a failed job, and goes on."""
     run_dir = Path(run_dir).expanduser()
-    copies = copies_in(run_dir)
-    if (run_dir / FAILURE).is_file():
-        ended = (run_dir / FAILURE).read_text().split(";")[0].strip()
-    elif copies and all((copy / FAILURE).is_file() for copy in copies):
+    ended, copies = how_it_diverged(run_dir), copies_in(run_dir)
+    if not ended and copies and all((copy / FAILURE).is_file() for copy in copies):
         ended = f"every copy diverged: {', '.join(f'{copy.name}/{FAILURE}' for copy in copies)}"
-    else:
-        return
-    raise Diverged(f"{run_dir} ended in an earlier process ({ended}); resumed, it would repeat the same steps; "
-                   "start a new run with lower learning rates or train.r1_gamma")
+    if ended:
+        raise Diverged(f"{run_dir} ended in an earlier process ({ended}); resumed, it would repeat the same steps; "
+                       "start a new run with lower learning rates or train.r1_gamma")
 
 
 def resumable(run_dir: Path) -> bool:

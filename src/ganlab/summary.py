@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ganlab.checkpoint import how_it_diverged
 from ganlab.config import QUALITY_METRICS
 
 # The generated data's mean and spread (1-D), then every dataset's quality metrics
@@ -43,8 +44,7 @@ def unfinished(root: Path) -> list[dict]:
         run_dir = config.parent
         if run_dir.name == ".hydra" or (run_dir / "metrics.json").exists():
             continue
-        failure = run_dir / "failure.txt"
-        status = failure.read_text().split(";")[0].strip() if failure.exists() else "did not finish"
+        status = how_it_diverged(run_dir) or "did not finish"
         rows.append({"run": str(run_dir.relative_to(root)) or ".", "status": status})
     return rows
 

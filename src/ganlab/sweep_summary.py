@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ganlab import provenance
+from ganlab.checkpoint import FAILURE
 from ganlab.config import LOWER_IS_BETTER, main_metric
 from ganlab.files import write_text
 from ganlab.summary import markdown_table, mean_and_std, rank_test, welch_interval
@@ -41,7 +42,7 @@ def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
             row |= {k: v for k, v in metrics["final"].items() if k != "iteration"} | best_of(metrics, row["metric"])
             row["status"] = "ok"
         else:
-            failure = job_dir / "failure.txt"
+            failure = job_dir / FAILURE
             row["status"] = failure.read_text().strip() if failure.exists() else "did not finish"
         row["ran_on"] = provenance.conditions(job_dir)
         rows.append(row)
