@@ -3,11 +3,14 @@
 the step profiler names Inductor's kernels (slow: a compilation of its own, up to a minute)."""
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
-from conftest import MNIST_TINY, TINY, compose_cfg, run_cli
+from conftest import MNIST_TINY, ROOT, TINY, compose_cfg, run_cli
 from ganlab.distributed import cpu_has_native_bfloat16
 from ganlab.summary import rank_test, t_quantile, welch_interval
 
@@ -157,6 +160,24 @@ def test_summarize_best_vs_last_and_compare_say_which_runs_they_leave_out(train_
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
         f"B: {tmp_path / 'runs' / 'wild'} holds 0 finished runs; left out, without final metrics: 1 diverged (wild); "
         "a difference needs at least 2 seeds a side (train.population=K, or -m seed=0,1,2,...)"]
+
+
+def test_summarize_tells_a_run_still_training_from_one_that_stopped(tmp_path):
+    live = tmp_path / "runs" / "live"
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "train.iterations=1000000",
+                                "train.progress=false", f"hydra.run.dir={live}"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (live / "config.yaml").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        result = run_cli(str(tmp_path / "runs"), script="experiments/summarize.py")
+        assert result.stdout.splitlines()[-1] == f"- live: still training (process {process.pid})", result.stdout
+    finally:
+        process.terminate()  # (SIGTERM: it saves a checkpoint and stops)
+        process.wait(timeout=120)
+    result = run_cli(str(tmp_path / "runs"), script="experiments/summarize.py")
+    assert result.stdout.splitlines()[-1] == "- live: did not finish", result.stdout
 
 
 def test_best_vs_last_scores_every_runs_checkpoints_again(train_tiny, tmp_path):

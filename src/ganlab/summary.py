@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ganlab.checkpoint import how_it_diverged
+from ganlab.checkpoint import holders, how_it_diverged
 from ganlab.config import QUALITY_METRICS
 
 # The generated data's mean and spread (1-D), then every dataset's quality metrics
@@ -37,14 +37,17 @@ def collect(root: Path) -> list[dict]:
 
 def unfinished(root: Path) -> list[dict]:
     """The runs below `root` without final metrics, which collect() leaves out, each with why
-    (`status`): diverged (its failure.txt's first clause), or "did not finish" (stopped before its
-    end, or still training). A summary of the others must say they are missing."""
+    (`status`): diverged (its failure.txt's first clause), still training (a live process holds
+    it, or its population), or "did not finish" (stopped before its end). A summary of the others
+    must say they are missing."""
+    training = {lock.parent: text.split()[1] for lock, text in holders(root).items()}
     rows = []
     for config in sorted(Path(root).rglob("config.yaml")):
         run_dir = config.parent
         if run_dir.name == ".hydra" or (run_dir / "metrics.json").exists():
             continue
-        status = how_it_diverged(run_dir) or "did not finish"
+        pid = training.get(run_dir) or training.get(run_dir.parent)  # (a population's copy: the population's)
+        status = how_it_diverged(run_dir) or (f"still training (process {pid})" if pid else "did not finish")
         rows.append({"run": str(run_dir.relative_to(root)) or ".", "status": status})
     return rows
 
