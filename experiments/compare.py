@@ -63,10 +63,11 @@ def runs_of(spec: str, name: str) -> tuple[list[dict], dict]:
 def left_out(missing: list[dict]) -> str:
     """The runs without final metrics, which the means leave out: a recipe that diverges on some
     seeds looks no worse in the table than one that never does."""
-    diverged = [row["run"] for row in missing if row["status"].startswith("diverged")]
-    stopped = [row["run"] for row in missing if not row["status"].startswith("diverged")]
-    parts = [f"{len(runs)} {what} ({', '.join(runs)})" for runs, what in
-             ((diverged, "diverged"), (stopped, "did not finish")) if runs]
+    kinds: dict[str, list[str]] = {}  # diverged, still training, did not finish: the status's first words
+    for row in missing:
+        kind = next(k for k in ("diverged", "still training", "did not finish") if row["status"].startswith(k))
+        kinds.setdefault(kind, []).append(row["run"])
+    parts = [f"{len(runs)} {kind} ({', '.join(runs)})" for kind, runs in kinds.items()]
     return f"; left out, without final metrics: {' and '.join(parts)}" if parts else ""
 
 
