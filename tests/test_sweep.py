@@ -308,6 +308,20 @@ def test_jobs_that_would_share_a_directory_stop_the_sweep_before_any_job_runs(tm
     assert lines[0].endswith("no job has run") and not sweep.exists()
 
 
+def test_populations_of_one_setting_with_overlapping_seeds_stop_the_sweep_before_any_job_runs(tmp_path):
+    """Before, `-m seed=0,1 train.population=2` trained seed 1 twice, and the summary's seed
+    aggregate took the two jobs for independent: its spread too small."""
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "seed=0,1", "train.population=2", *SWEEP_TINY, f"hydra.sweep.dir={sweep}")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("ganlab: error: sweep jobs #0 and #1 (seed=1 train.population=2 ") and lines[0].endswith(
+        ") train seeds 0-1 and 1-2 of one setting: copies of the one are copies of the other, trained twice and "
+        "counted as independent in the summary; step the seeds by the population (seed=0,2,4), or train one larger "
+        "population; no job has run"), lines[0]
+    assert not sweep.exists()
+
+
 @pytest.mark.parametrize("count,fix", [
     (["hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], "how many jobs run at once"),  # joblib's ValueError
     (["hparams_search=normal_optuna", "hydra.sweeper.n_trials=0"], "how many settings the search tries"),  # Optuna's

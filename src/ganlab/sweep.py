@@ -298,12 +298,13 @@ def check_every_job(config: DictConfig) -> None:
         (jobs,) = BasicSweeper.split_arguments(overrides, None)
     except Exception:  # noqa: BLE001  Hydra's sweeper reports what it cannot read, in one line
         return
-    here = runs_here(config)
+    here, seeds = runs_here(config), []
     for number, overrides in enumerate(jobs):
         try:  # (one Hydra cannot compose stopped the sweep there, after it had written its multirun.yaml)
             cfg = compose(config.hydra.job.config_name, overrides=overrides)
             count_as_given(cfg, overrides)
             validate(cfg)
+            seeds.append((cfg.seed, cfg.train.population))
             if here and (cfg.train.device not in ("auto", "cpu") or cfg.train.amp):  # (torch imported only then)
                 from ganlab.distributed import check_machine
 
@@ -311,7 +312,27 @@ def check_every_job(config: DictConfig) -> None:
         except (ConfigError, HydraException, OmegaConfBaseException, yaml.YAMLError) as error:
             # exits here: Hydra turns a callback's exceptions into warnings
             fail(ConfigError(f"sweep job #{number} ({' '.join(overrides)}): {one_line(error)}; no job has run"))
+    check_seeds_apart(jobs, seeds)
     check_job_directories(config, jobs)
+
+
+def check_seeds_apart(jobs: list[list[str]], seeds: list[tuple[int, int]]) -> None:
+    """Populations of one setting (jobs whose overrides differ only in seed=) must train different
+    seeds: `-m seed=0,1,2 train.population=8` trained most seeds three times, and the summary's seed
+    aggregate took the jobs for independent (`seeds`: each job's first seed and population)."""
+    of_setting: dict[str, list[int]] = {}
+    for number, overrides in enumerate(jobs):
+        setting = " ".join(o for o in overrides if not o.startswith("seed="))
+        (b, m) = seeds[number]
+        for other in of_setting.setdefault(setting, []):
+            (a, k) = seeds[other]
+            if max(k, m) > 1 and a < b + m and b < a + k:
+                fail(ConfigError(
+                    f"sweep jobs #{other} and #{number} ({' '.join(overrides)}) train seeds {a}-{a + k - 1} and "
+                    f"{b}-{b + m - 1} of one setting: copies of the one are copies of the other, trained twice and "
+                    f"counted as independent in the summary; step the seeds by the population (seed=0,{m},{2 * m}), "
+                    "or train one larger population; no job has run"))
+        of_setting[setting].append(number)
 
 
 def check_search(config: DictConfig) -> None:
