@@ -966,6 +966,20 @@ BAD_INPUT = [
 ]
 
 
+@pytest.mark.parametrize("args,fix", [
+    (["resume=auto"], "resume=auto continues the run in hydra.run.dir, and none is given: outputs/DATE/TIME is new "
+                      "each time, so there is nothing to continue; add the run's hydra.run.dir=DIR, or give resume=DIR"),
+    (["-m", "seed=0,1", "resume=auto"], "resume=auto continues the sweep in hydra.sweep.dir, and none is given: "
+                                        "multirun/DATE/TIME is new each time, so there is nothing to continue; add the "
+                                        "sweep's hydra.sweep.dir=DIR"),
+])
+def test_resume_auto_without_the_directory_to_continue_is_one_line(tmp_path, args, fix):
+    """Before, it trained a new run (or sweep) in a new outputs/DATE/TIME, and continued nothing."""
+    result = run_cli(*args, *TINY, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"ganlab: error: {fix}"], result.stderr
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_refused_resume_names_the_command_that_started_the_run_and_leaves_its_record(tmp_path):
     """The fix once said "or add dataset.name=normal, model.name=gan1d, ...", which cannot be given
     (a dataset is chosen with dataset=NAME), and Hydra had written the refused command's config and

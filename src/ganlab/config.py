@@ -206,6 +206,10 @@ def resumed_or_fresh(resume: Optional[str], new: str) -> str:
     their checkpoints over each other's."""
     if resume not in (None, RESUME_IF_THERE):
         return resume
+    if resume == RESUME_IF_THERE:  # (a run directory given, this default is not read)
+        raise ConfigError("resume=auto continues the run in hydra.run.dir, and none is given: outputs/DATE/TIME is "
+                          "new each time, so there is nothing to continue; add the run's hydra.run.dir=DIR, or give "
+                          "resume=DIR")
     if new not in _CLAIMED:
         for n in itertools.count():
             candidate = Path(new if n == 0 else f"{new}_{n}")

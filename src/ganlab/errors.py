@@ -65,6 +65,13 @@ def one_line(error: BaseException) -> str:
 
     if isinstance(error, yaml.YAMLError):
         return f"{unreadable_yaml(error)}; correct it"
+    ours = error.__cause__ or error.__context__  # a line of ganlab's, raised in a resolver that Hydra called
+    for _ in range(5):  # (OmegaConf keeps it as the context of its InterpolationResolutionError)
+        if ours is None or isinstance(ours, UserError):
+            break
+        ours = ours.__cause__ or ours.__context__
+    if isinstance(ours, UserError):
+        return str(ours)
     if isinstance(error, MissingConfigException) and error.options and "/" in (error.missing_cfg_file or ""):
         return no_such_choice(error.missing_cfg_file, error.options)
     if isinstance(error, OverrideParseException):

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ganlab.checkpoint import holders
-from ganlab.config import ConfigError, count_as_given, direction_of, main_metric, validate
+from ganlab.config import RESUME_IF_THERE, ConfigError, count_as_given, direction_of, main_metric, validate
 from ganlab.errors import STOP_SIGNALS, end_with, fail, on_ctrl_c, one_line, say
 from ganlab.overrides import as_typed
 from ganlab.sweep_summary import write_summary
@@ -225,6 +225,9 @@ def claim_default_root(config: DictConfig) -> None:
     in a preset) may exist: resume=auto, say."""
     if OmegaConf.to_container(config.hydra.sweep)["dir"] != DEFAULT_ROOT:  # unresolved: as configured
         return
+    if f"resume={RESUME_IF_THERE}" in config.hydra.overrides.task:
+        fail(ConfigError("resume=auto continues the sweep in hydra.sweep.dir, and none is given: multirun/DATE/TIME "
+                         "is new each time, so there is nothing to continue; add the sweep's hydra.sweep.dir=DIR"))
     root = Path(str(config.hydra.sweep.dir))
     try:
         root.mkdir(parents=True)
