@@ -11,7 +11,7 @@ import torch
 
 from conftest import ROOT, TINY, compose_cfg, read_events, run_cli
 from ganlab import checkpoint
-from ganlab.config import validate
+from ganlab.config import ConfigError, validate
 from ganlab.sweep import usable_cores
 
 SCALARS = {"loss/d", "loss/g", "d_out/real", "d_out/fake",
@@ -236,8 +236,10 @@ def test_a_new_run_directory_is_claimed_once_per_process(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "outputs" / "T").mkdir(parents=True)  # another process's
     assert resumed_or_fresh(None, "outputs/T") == "outputs/T_1" and (tmp_path / "outputs" / "T_1").is_dir()
-    assert resumed_or_fresh("auto", "outputs/T") == "outputs/T_1"  # Hydra may resolve it again
+    assert resumed_or_fresh(None, "outputs/T") == "outputs/T_1"  # Hydra may resolve it again
     assert resumed_or_fresh("runs/old", "outputs/T") == "runs/old"  # resume=DIR continues in DIR
+    with pytest.raises(ConfigError, match="resume=auto continues the run in hydra.run.dir, and none is given"):
+        resumed_or_fresh("auto", "outputs/T")  # (a new directory: nothing to continue)
 
 
 def test_printing_the_resolved_config_leaves_no_run_directory(tmp_path):

@@ -203,10 +203,11 @@ def resumed_or_fresh(resume: Optional[str], new: str) -> str:
     """hydra.run.dir where none is given: resume's directory, or `new` (outputs/DATE/TIME) made
     here and now. Making it is the claim: runs started in the same second (seeds launched side by
     side) each get a directory of their own, `new`, `new_1`, `new_2`, ..., instead of writing
-    their checkpoints over each other's."""
+    their checkpoints over each other's. resume=auto, which continues the run where hydra.run.dir
+    says, has nothing to continue in a new one: refused."""
     if resume not in (None, RESUME_IF_THERE):
         return resume
-    if resume == RESUME_IF_THERE:  # (a run directory given, this default is not read)
+    if resume == RESUME_IF_THERE:  # (where hydra.run.dir is given, this default is not read)
         raise ConfigError("resume=auto continues the run in hydra.run.dir, and none is given: outputs/DATE/TIME is "
                           "new each time, so there is nothing to continue; add the run's hydra.run.dir=DIR, or give "
                           "resume=DIR")
