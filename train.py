@@ -154,6 +154,9 @@ if __name__ == "__main__":
     atexit.register(skip_collection_at_exit)
     rank = int(os.environ.get("RANK", "0"))
     check_run_dir(sys.argv[1:], rank)
-    if rank > 0:  # under torchrun, rank 0 alone writes a run directory
-        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra.run.dir=."]
+    if rank > 0:  # under torchrun, rank 0 alone writes a run directory. The others read the one given, where
+        # resume=auto looks for a run to continue (with ".", they started the run afresh while rank 0 continued it,
+        # and the processes fell out of step); without one given, "." keeps them from claiming outputs/DATE/TIME
+        given = "hydra.run.dir" in values_given(sys.argv[1:])
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", *([] if given else ["hydra.run.dir=."])]
     run_reporting_user_errors(main)

@@ -479,6 +479,14 @@ def test_torchrun_two_processes_on_gloo(tmp_path):
     assert "train.threads" not in result.stdout + result.stderr  # no warning: the cores shared, as above
     assert not (tmp_path / "outputs").exists() and not (tmp_path / ".hydra").exists()
     assert "Grad strides do not match" not in result.stderr  # DDP's spurious warning for D's 1 x 50 weight
+    # Extended with resume=auto: every process continues the run (before, rank 1 started it afresh while
+    # rank 0 continued it, and the processes fell out of step: "Connection closed by peer")
+    result = torchrun(2, "train.device=cpu", f"hydra.run.dir={run_dir}", "resume=auto", "train.iterations=60",
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming" in result.stdout + result.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 60
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2  # rank 0's, one a process: rank 1 writes none
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA machine")
