@@ -3,7 +3,9 @@
 import csv
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -487,6 +489,30 @@ def test_torchrun_two_processes_on_gloo(tmp_path):
     assert "resuming" in result.stdout + result.stderr
     assert json.loads((run_dir / "metrics.json").read_text())["final"]["iteration"] == 60
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2  # rank 0's, one a process: rank 1 writes none
+
+
+def test_a_stopped_torchrun_job_stops_every_process_at_one_iteration(tmp_path):
+    """torchrun hands its SIGTERM to each process, which each got at its own moment: rank 0 saved
+    and stopped, and rank 1, an iteration on, died in its all-reduce ("Connection closed by peer")."""
+    run_dir = tmp_path / "ddp"
+    job = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29535",
+                            str(ROOT / "train.py"), *SWEEP_TINY, "train.device=cpu", "train.iterations=1000000",
+                            "train.checkpoint_every=200", f"hydra.run.dir={run_dir}"],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run_dir / "checkpoints").glob("iter_*.pt")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        job.send_signal(signal.SIGTERM)
+        _, stderr = job.communicate(timeout=120)
+    finally:
+        job.kill()
+    stopped = re.findall(r"ganlab: error: SIGTERM at iteration (\d+): checkpoint saved in ", stderr)
+    assert len(stopped) == 2 and stopped[0] == stopped[1], stderr[-3000:]
+    assert "Connection closed by peer" not in stderr and "[rank1]: Traceback" not in stderr
+    from ganlab import checkpoint
+
+    assert checkpoint.load(run_dir / "checkpoints" / "last.pt")["iteration"] == int(stopped[0])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA machine")

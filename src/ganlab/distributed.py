@@ -127,6 +127,16 @@ def check_machine(device_name: str, amp: bool) -> None:
         check_amp(device.type)
 
 
+def agreed_stop(stop: list[int], placement: Placement) -> list[int]:
+    """The stop signal a torchrun job's processes act on, agreed by all at one iteration: each gets
+    torchrun's SIGTERM (or the terminal's Ctrl-C) at its own moment, and one that stopped an
+    iteration before another left that one waiting in its next all-reduce ("Connection closed by
+    peer", a traceback)."""
+    flag = torch.tensor([stop[0] if stop else 0], device=placement.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return [int(flag.item())] if flag.item() else []
+
+
 def teardown(gans: list) -> None:
     """Leave the process group: first drop the DDP wrappers, while the group is still registered.
 

@@ -234,6 +234,8 @@ def train_in(cfg: DictConfig, run_dir: Path, placement: Placement, again: str) -
             for k, member in enumerate(members):
                 member.losses.append(losses if single else losses[k])
         stop = list(requested)  # read once: a signal arriving mid-way is handled next iteration
+        if placement.world > 1:  # torchrun's processes stop together, at an iteration where they all log
+            stop = distributed.agreed_stop(stop, placement) if first.plan(it)[0] else []
         if not (stop or any(first.plan(it))):
             return
         flags = [bool(finite)] if single else finite.tolist()
