@@ -70,8 +70,8 @@ def test_asking_for_more_digits_than_there_are_says_so(caplog):
     dataset.update(n_train=100, eval_samples=150)
     with caplog.at_level("INFO", logger="ganlab"):
         assert len(build_sampler(dataset, torch.Generator()).reference(150, torch.Generator())) == 100
-    assert "dataset.eval_samples=150 is more than the 100 training digits: each evaluation compares 150 generated " \
-           "digits with all 100 real ones" in caplog.text
+    assert "dataset.eval_samples=150 is more than the 100 training digits: each evaluation compares its generated " \
+           "digits with all of them" in caplog.text
 
 
 def corrupt(root, images, labels, case):

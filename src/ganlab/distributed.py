@@ -134,7 +134,8 @@ def agreed_stop(stop: list[int], placement: Placement) -> list[int]:
     peer", a traceback)."""
     flag = torch.tensor([stop[0] if stop else 0], device=placement.device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return [int(flag.item())] if flag.item() else []
+    signum = int(flag.item())
+    return [signum] if signum else []
 
 
 def teardown(gans: list) -> None:

@@ -172,8 +172,7 @@ class Member:
             when = (f"at iteration {it}" if it == self.last_checked + 1
                     else f"between iterations {self.last_checked + 1} and {it}")
             last = self.run_dir / "checkpoints" / checkpoint.LAST
-            best = {f"best/{main_metric(self.cfg)}": self.best()[main_metric(self.cfg)]} if self.history else {}
-            self.logger.hparams(flat_hparams(self.cfg), best, failed=True)  # the HParams dashboard lists it
+            self.logger.hparams(flat_hparams(self.cfg), self.best_score(), failed=True)  # the HParams tab lists it
             kept = (f"{last} keeps the last good state, for generate.py" if last.exists()
                     else "no checkpoint was due before it (train.checkpoint_every)")
             # (not "resume it": a resumed run repeats the same steps, bit for bit, and the optimizers' settings
@@ -220,15 +219,18 @@ class Member:
         sign = 1 if metric in LOWER_IS_BETTER else -1
         return min(self.history, key=lambda evaluation: sign * evaluation[metric])
 
+    def best_score(self) -> dict[str, float]:
+        """TensorBoard's best/<optimized_metric> (HParams): the best evaluation's score so far."""
+        metric = main_metric(self.cfg)
+        return {f"best/{metric}": self.best()[metric]} if self.t.keep_best and self.history else {}
+
     def finish(self, wall: float | None, first_iteration_s: float | None, startup_s: float | None,
                placement: Placement) -> dict:
         """Write the final metrics, timing (of a process that trained: `wall` not None) and
         (optionally) losses and weights; return the final metrics."""
         final = self.history[-1]
-        metric = main_metric(self.cfg)
         scores = {f"final/{k}": v for k, v in final.items() if k != "iteration"}
-        scores |= {f"best/{metric}": self.best()[metric]} if self.t.keep_best else {}
-        self.logger.hparams(flat_hparams(self.cfg), scores)
+        self.logger.hparams(flat_hparams(self.cfg), scores | self.best_score())
         self.logger.close()
         write_json(self.run_dir / "metrics.json", {"final": final, "best": self.best(), "history": self.history})
         if wall is not None:

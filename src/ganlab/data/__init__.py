@@ -30,9 +30,8 @@ def mnist_sampler(dataset: DictConfig, generator: torch.Generator) -> MnistSampl
         images = images[: dataset.n_train]
     log.info("MNIST: %d training digits from %s", len(images), source)
     if dataset.eval_samples > len(images):  # (the reference set is drawn from them without repeats)
-        log.warning("dataset.eval_samples=%d is more than the %d training digits: each evaluation compares %d "
-                    "generated digits with all %d real ones", dataset.eval_samples, len(images),
-                    dataset.eval_samples, len(images))
+        log.warning("dataset.eval_samples=%d is more than the %d training digits: each evaluation compares its "
+                    "generated digits with all of them", dataset.eval_samples, len(images))
     return MnistSampler(images, dataset.shuffle, generator)
 
 
