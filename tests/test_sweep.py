@@ -464,9 +464,12 @@ def test_submitit_local_launcher(tmp_path):
     assert all((j / "metrics.json").exists() for j in job_dirs(sweep))
 
 
-def torchrun(nproc: int, *args: str, cwd, port: int = 29533) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-                           f"--master_port={port}", str(ROOT / "train.py"), *SWEEP_TINY, *args],
+# --standalone: torchrun picks a free port, so tests running side by side (pytest -n) do not collide
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+
+
+def torchrun(nproc: int, *args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([*TORCHRUN, f"--nproc_per_node={nproc}", str(ROOT / "train.py"), *SWEEP_TINY, *args],
                           cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
@@ -495,7 +498,7 @@ def test_a_stopped_torchrun_job_stops_every_process_at_one_iteration(tmp_path):
     """torchrun hands its SIGTERM to each process, which each got at its own moment: rank 0 saved
     and stopped, and rank 1, an iteration on, died in its all-reduce ("Connection closed by peer")."""
     run_dir = tmp_path / "ddp"
-    job = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29535",
+    job = subprocess.Popen([*TORCHRUN, "--nproc_per_node=2",
                             str(ROOT / "train.py"), *SWEEP_TINY, "train.device=cpu", "train.iterations=1000000",
                             "train.checkpoint_every=200", f"hydra.run.dir={run_dir}"],
                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -518,7 +521,7 @@ def test_a_stopped_torchrun_job_stops_every_process_at_one_iteration(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA machine")
 def test_torchrun_with_more_processes_than_gpus_says_how_many_to_start(tmp_path):
     gpus = torch.cuda.device_count()
-    result = torchrun(gpus + 1, "train.device=cuda", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path, port=29534)
+    result = torchrun(gpus + 1, "train.device=cuda", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path)
     assert result.returncode != 0
     assert f"ganlab: error: torchrun started {gpus + 1} processes on this machine, one per GPU, but it has {gpus}; " \
         f"use --nproc_per_node={gpus}" in result.stderr
