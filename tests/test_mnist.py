@@ -91,6 +91,10 @@ def corrupt(root, images, labels, case):
         (root / "train-labels-idx1-ubyte.gz").unlink()
     elif case == "header too short":
         name.write_bytes(gzip.compress(b"\0\0\x08\x03\0\0"))
+    elif case == "a folder":  # where the file should be (it read "cannot be read as gzip (...Is a directory)")
+        name.unlink()
+        (root / "train-images-idx3-ubyte").mkdir()
+        return root / "train-images-idx3-ubyte"
     return name
 
 
@@ -109,6 +113,7 @@ def test_a_batch_larger_than_the_data_is_one_line_however_the_length_is_given(tr
     ("truncated", "truncated"), ("bad magic", "not an IDX file"), ("not gzip", "gzip"),
     ("wrong size", "not 28 x 28"), ("label count", "do not belong together"),
     ("missing", "no train-labels-idx1-ubyte"), ("header too short", "truncated IDX header"),
+    ("a folder", r"cannot be read \(Is a directory\); it should be the MNIST file itself"),
 ])
 def test_bad_data_files_name_the_file_and_the_problem(tmp_path, digits, case, words):
     root = write_mnist(tmp_path / "mnist", *digits)
@@ -116,6 +121,8 @@ def test_bad_data_files_name_the_file_and_the_problem(tmp_path, digits, case, wo
     with pytest.raises(DataError, match=words) as info:
         load_mnist(str(root))
     assert str(root) in str(info.value)
+    if case in ("truncated", "not gzip", "header too short"):  # download=true fetches only a missing file
+        assert str(info.value).endswith("delete it and run with dataset.download=true, or copy it there again")
 
 
 def test_bad_data_files_stop_train_py_with_one_line(tmp_path, digits):
@@ -138,6 +145,18 @@ def test_relative_paths_mean_where_the_command_was_typed_with_hydra_job_chdir(tm
     again = run_cli(*args, "train.iterations=60", "resume=run", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["final"]["iteration"] == 60
+
+
+def test_a_download_folder_that_cannot_be_made_is_one_line_naming_dataset_root(tmp_path):
+    # It got Hydra's "Error executing job" line, then "cannot write ...; choose a writable directory
+    # with hydra.run.dir=DIR": the wrong setting.
+    (tmp_path / "a_file").write_text("")
+    root = tmp_path / "a_file" / "mnist"
+    result = run_cli(*MNIST_TINY, f"dataset.root={root}", "dataset.download=true", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"ganlab: error: {root}: cannot make this folder to download MNIST into (Not a directory); "
+        "set dataset.root to a folder you can write"]
 
 
 def test_download_checks_the_checksum_before_keeping_a_file(tmp_path, digits, monkeypatch):

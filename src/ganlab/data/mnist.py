@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
 import urllib.request
 from pathlib import Path
 
@@ -30,29 +31,37 @@ class DataError(UserError):
     """A data file that is missing, truncated, of the wrong size or not IDX."""
 
 
+# download=true fetches only what is missing, so a damaged file has to go first
+FETCH_AGAIN = "delete it and run with dataset.download=true, or copy it there again"
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally .gz), checking its header against its size."""
     path = Path(path)
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; check dataset.root") from None
-    except (OSError, EOFError) as error:
-        raise DataError(f"{path}: cannot be read as gzip ({error}); download it again") from None
+    except OSError as error:  # a folder of that name, no permission
+        raise DataError(f"{path}: cannot be read ({error.strerror}); it should be the MNIST file itself") from None
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as error:
+            raise DataError(f"{path}: cannot be read as gzip ({error}); {FETCH_AGAIN}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number); expected an MNIST "
                         f"{IMAGES} or {LABELS} file")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header; download the file again")
+        raise DataError(f"{path}: truncated IDX header; {FETCH_AGAIN}")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(IDX_TYPES[raw[2]])
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "longer than its header says"
-        raise DataError(f"{path}: {what} ({len(raw)} bytes, header {shape} needs {expected}); "
-                        "download the file again")
+        raise DataError(f"{path}: {what} ({len(raw)} bytes, header {shape} needs {expected}); {FETCH_AGAIN}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).copy()  # writable
 
 
@@ -78,7 +87,13 @@ def md5(path: Path) -> str:
 
 def download(root: Path) -> None:
     """Fetch the gzipped training files into root; verify each checksum before keeping it."""
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"{root}: cannot make this folder to download MNIST into ({error.strerror}); "
+                        "set dataset.root to a folder you can write") from None
+    if not os.access(root, os.W_OK):
+        raise DataError(f"{root}: cannot write there to download MNIST; set dataset.root to a folder you can write")
     for name, expected in MD5.items():
         target = root / name
         if target.exists() and md5(target) == expected:
