@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ganlab.config import count_as_given, paths_from_where_typed, register_configs, validate
+from ganlab.config import check_group_choices, count_as_given, paths_from_where_typed, register_configs, validate
 from ganlab.errors import Diverged, UserError, fail, on_ctrl_c, run_reporting_user_errors
 from ganlab.overrides import values_given
 from ganlab.sweep import sweep_stopped
@@ -153,6 +153,10 @@ if __name__ == "__main__":
     gc.disable()
     atexit.register(skip_collection_at_exit)
     rank = int(os.environ.get("RANK", "0"))
+    try:
+        check_group_choices(sys.argv[1:], Path(__file__).resolve().parent / "conf")
+    except UserError as error:
+        fail(error)
     check_run_dir(sys.argv[1:], rank)
     if rank > 0:  # under torchrun, rank 0 alone writes a run directory. The others read the one given, where
         # resume=auto looks for a run to continue (with ".", they started the run afresh while rank 0 continued it,

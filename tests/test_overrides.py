@@ -61,3 +61,29 @@ def test_an_override_hydra_cannot_read_gets_one_line_with_the_fix(tmp_path, arg,
     error = one_line_error(run_cli("dataset=mnist", arg, cwd=tmp_path))
     assert "Hydra cannot read the override" in error and words in error
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("args,line", [
+    # each was Hydra's traceback ("ValueError: Config group override must be a string or a list. Got NoneType")
+    (["dataset=null"], "dataset=null is not a choice of dataset; use one of mnist, normal"),
+    (["-m", "train=normal,null"], "train=null is not a choice of train; use one of mnist, normal"),
+    (["experiment=null"], "experiment=null: Hydra takes no null for a config group; leave experiment out (none is "
+                          "its default)"),
+    # Hydra's "Error resolving interpolation '${dataset}', possible interpolation keys: ..."
+    (["~dataset"], "~dataset removes the dataset, which every run needs; choose one with dataset=NAME (mnist, normal)"),
+    # Hydra's "Error executing job with overrides" line, then "Missing mandatory value: model"
+    (["~model"], "~model removes the model, which every run needs; choose one with model=NAME (mnist, mnist_seed, "
+                 "normal)"),
+    # Hydra's "Multiple values for experiment. To override a value use 'override experiment: seed_normal'"
+    (["+experiment=seed_normal"], "+experiment=seed_normal: experiment is in train.py's defaults list already (a "
+                                  "config group every run has); drop the +: experiment=seed_normal"),
+])
+def test_a_config_group_set_to_null_removed_or_added_with_plus_is_one_line_with_the_fix(tmp_path, args, line):
+    assert one_line_error(run_cli(*args, "train.iterations=2", cwd=tmp_path)) == f"ganlab: error: {line}"
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_groups_that_a_run_can_do_without_can_still_be_removed(tmp_path):
+    # ~experiment is no preset (the default); ~train trains with the schema's defaults (TrainConfig)
+    result = run_cli(*TINY, "~experiment", "~train", "train.iterations=2", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import typing
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -297,6 +298,46 @@ UNREADABLE_PRESETS: dict[str, str] = {}
 def unreadable_preset(path: Path, error: Exception) -> str:
     problem = unreadable_yaml(error) if isinstance(error, yaml.YAMLError) else f"{path} cannot be read ({error.strerror})"
     return f"experiment={path.stem}: {problem}; correct it, or move it out of {path.parent}"
+
+
+def check_group_choices(argv: list[str], conf_dir: Path) -> None:
+    """Config groups chosen in ways Hydra answers with a traceback (`dataset=null`), in its
+    defaults list's own terms (`+experiment=NAME`: "Multiple values for experiment. To override a
+    value use 'override experiment: NAME'") or with an error about something else (`~dataset`:
+    "Error resolving interpolation '${dataset}'")."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    from ganlab.overrides import parsed
+
+    defaults = {group: choice for entry in yaml.safe_load((conf_dir / "train.yaml").read_text())["defaults"]
+                if isinstance(entry, dict) for group, choice in entry.items()}
+    needed = {f.name for f in dataclasses.fields(RunConfig) if f.default is MISSING}  # dataset, model
+
+    def choices(group: str) -> str:
+        names = {path.stem for path in (conf_dir / group).glob("*.yaml")}
+        with suppress(OSError):  # (experiment: the presets register_configs stored; no other group has any)
+            names |= {name.removesuffix(".yaml") for name in ConfigStore.instance().list(group)}
+        return ", ".join(sorted(names))
+
+    for override in parsed(argv):
+        group = override.key_or_group
+        if group not in defaults or override.package is not None:
+            continue
+        if override.is_delete():
+            if group in needed:
+                raise ConfigError(f"~{group} removes the {group}, which every run needs; choose one with "
+                                  f"{group}=NAME ({choices(group)})")
+            continue
+        if override.is_add():
+            chosen = override.input_line.lstrip("+")
+            raise ConfigError(f"+{chosen}: {group} is in train.py's defaults list already (a config group "
+                              f"every run has); drop the +: {chosen}")
+        value = override.value()
+        if value is None or (isinstance(value, ChoiceSweep) and None in value.list):
+            if defaults[group] is None:
+                raise ConfigError(f"{group}=null: Hydra takes no null for a config group; leave {group} out "
+                                  f"(none is its default)")
+            raise ConfigError(f"{group}=null is not a choice of {group}; use one of {choices(group)}")
 
 
 # ----------------------------------------------------------------------------- validation

@@ -6,28 +6,32 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
+from typing import Any, Iterator
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import OverrideParseException
 
 _parser = OverridesParser.create()
 
 
-def values_given(argv: list[str]) -> dict[str, Any]:
-    """key -> value of each `key=value` in argv as Hydra reads it (quotes and escapes undone);
-    Hydra's own start-up reports what it cannot read, so those are left out here."""
-    values = {}
+def parsed(argv: list[str]) -> Iterator[Override]:
+    """Each override in argv as Hydra reads it; Hydra's own start-up reports what it cannot
+    read, so those are left out here."""
     for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
+        if arg.startswith("-") or ("=" not in arg and not arg.startswith("~")):
             continue  # -m, --cfg job, ...
         try:
             (override,) = _parser.parse_overrides([arg])
         except OverrideParseException:
             continue
-        if not override.is_delete() and not override.is_sweep_override():
-            values[override.key_or_group] = override.value()
-    return values
+        yield override
+
+
+def values_given(argv: list[str]) -> dict[str, Any]:
+    """key -> value of each `key=value` in argv as Hydra reads it (quotes and escapes undone)."""
+    return {override.key_or_group: override.value() for override in parsed(argv)
+            if not override.is_delete() and not override.is_sweep_override()}
 
 
 def as_typed(key: str, value: str) -> str:
