@@ -17,10 +17,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from ganlab.config import check_group_choices, count_as_given, paths_from_where_typed, register_configs, validate
 from ganlab.errors import Diverged, UserError, fail, on_ctrl_c, run_reporting_user_errors
-from ganlab.overrides import values_given
+from ganlab.overrides import task_overrides, values_given
 from ganlab.sweep import sweep_stopped
 
 register_configs(Path(__file__).resolve().parent / "experiments")
@@ -35,7 +36,7 @@ def main(cfg: DictConfig) -> float:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     on_ctrl_c(ctrl_c_line(hydra_cfg, trained=False))
     try:
-        for note in count_as_given(cfg, hydra_cfg.overrides.task):
+        for note in count_as_given(cfg, task_overrides(hydra_cfg)):
             logging.getLogger("ganlab").info(note)
         validate(cfg)
         if hydra_cfg.job.chdir:
@@ -54,7 +55,7 @@ def main(cfg: DictConfig) -> float:
             return math.nan
         on_ctrl_c(ctrl_c_line(hydra_cfg, trained=True))
         return result
-    except UserError as error:
+    except (UserError, OmegaConfBaseException) as error:  # (OmegaConf's: a value's ${...} that cannot resolve)
         fail(error)  # exits here, before Hydra adds its own report of the failed job
 
 

@@ -87,3 +87,15 @@ def test_groups_that_a_run_can_do_without_can_still_be_removed(tmp_path):
     # ~experiment is no preset (the default); ~train trains with the schema's defaults (TrainConfig)
     result = run_cli(*TINY, "~experiment", "~train", "train.iterations=2", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("sweep", [[], ["-m", "seed=0,1"]], ids=["run", "sweep"])
+def test_a_value_whose_interpolation_cannot_resolve_is_one_line_naming_its_key(tmp_path, sweep):
+    # It was Hydra's "Error executing job with overrides: [...]" line, then "ganlab: error: Interpolation
+    # key 'nope' not found": ganlab read the command line's overrides through OmegaConf, which resolved them.
+    line = one_line_error(run_cli(*sweep, *TINY, "optimizer.d.lr=${nope}", cwd=tmp_path))
+    assert line.endswith("cannot resolve the value of optimizer.d.lr: Interpolation key 'nope' not found"
+                         + ("; no job has run" if sweep else ""))
+    # one that resolves still trains, in a run or a sweep's check of its jobs
+    result = run_cli(*sweep, *TINY, "train.iterations=${train.batch_size}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr

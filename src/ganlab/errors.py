@@ -61,7 +61,7 @@ def one_line(error: BaseException) -> str:
     """The message and its cause, without OmegaConf's key/type dump, joined into one line."""
     import yaml
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import ConfigAttributeError
+    from omegaconf.errors import ConfigAttributeError, InterpolationResolutionError
 
     if isinstance(error, yaml.YAMLError):
         return f"{unreadable_yaml(error)}; correct it"
@@ -78,6 +78,8 @@ def one_line(error: BaseException) -> str:
         from ganlab.overrides import unreadable
 
         return unreadable(error)
+    if isinstance(error, InterpolationResolutionError) and error.full_key:  # (it named the ${...}, not the key)
+        return f"cannot resolve the value of {error.full_key}: {str(error).splitlines()[0]}"
     cause = error.__cause__
     if in_file := config_file_mistake(error):
         return in_file

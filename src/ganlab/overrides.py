@@ -11,6 +11,7 @@ from typing import Any, Iterator
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, OmegaConf
 
 _parser = OverridesParser.create()
 
@@ -26,6 +27,13 @@ def parsed(argv: list[str]) -> Iterator[Override]:
         except OverrideParseException:
             continue
         yield override
+
+
+def task_overrides(hydra: DictConfig) -> list[str]:
+    """The command line's overrides as Hydra keeps them (hydra.overrides.task), as typed: read
+    through OmegaConf, a value's ${...} was resolved, and `optimizer.d.lr=${nope}` failed there,
+    before the run's config named the key."""
+    return OmegaConf.to_container(hydra.overrides.task, resolve=False)
 
 
 def values_given(argv: list[str]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ganlab.checkpoint import holders
 from ganlab.config import RESUME_IF_THERE, ConfigError, count_as_given, direction_of, main_metric, validate
 from ganlab.errors import STOP_SIGNALS, end_with, fail, on_ctrl_c, one_line, say
-from ganlab.overrides import as_typed
+from ganlab.overrides import as_typed, task_overrides
 from ganlab.sweep_summary import write_summary
 
 log = logging.getLogger("ganlab")
@@ -225,7 +225,7 @@ def claim_default_root(config: DictConfig) -> None:
     in a preset) may exist: resume=auto, say."""
     if OmegaConf.to_container(config.hydra.sweep)["dir"] != DEFAULT_ROOT:  # unresolved: as configured
         return
-    if f"resume={RESUME_IF_THERE}" in config.hydra.overrides.task:
+    if f"resume={RESUME_IF_THERE}" in task_overrides(config.hydra):
         fail(ConfigError("resume=auto continues the sweep in hydra.sweep.dir, and none is given: multirun/DATE/TIME "
                          "is new each time, so there is nothing to continue; add the sweep's hydra.sweep.dir=DIR"))
     root = Path(str(config.hydra.sweep.dir))
@@ -292,7 +292,7 @@ def check_every_job(config: DictConfig) -> None:
     """Compose and validate each job of a grid sweep, and where the jobs run here, check their
     device (train.device, train.amp) on this machine; the first bad one ends the sweep (one line)."""
     arguments = [*(f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()),
-                 *config.hydra.overrides.task]
+                 *task_overrides(config.hydra)]
     try:  # the jobs as Hydra's basic sweeper lists them (an internal module: a check, not a dependency)
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
@@ -343,7 +343,7 @@ def check_search(config: DictConfig) -> None:
     checked before the first: a bad value there stopped the search at its first trial. And the
     search's direction must agree with optimized_metric: told to minimize a score, Optuna searched
     for the worst digits."""
-    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    overrides = OverridesParser.create().parse_overrides(task_overrides(config.hydra))
     fixed = [override.input_line for override in overrides if not override.is_sweep_override()]
     try:
         cfg = compose(config.hydra.job.config_name, overrides=fixed)
