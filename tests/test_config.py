@@ -82,6 +82,12 @@ BAD_COMMAND_LINES = [
     (["train.batch_size=0"], "train.batch_size"),
     (["optimizer.d.lr=-1"], "optimizer.d.lr"),
     (["train.iterations=many"], "train.iterations"),
+    # a value of the wrong type: what the key takes, not OmegaConf's "Value '1000.0' of type 'float' could not
+    # be converted to Integer" (nor "field 'train.iterations' is not Optional")
+    (["train.iterations=1e3"], "train.iterations=1e3: train.iterations takes a whole number; write train.iterations=1000"),
+    (["optimizer.d.lr=fast"], "optimizer.d.lr=fast: optimizer.d.lr takes a number"),
+    (["train.compile=maybe"], "train.compile=maybe: train.compile takes true or false"),
+    (["train.iterations=null"], "train.iterations=null: train.iterations cannot be null; give it a value"),
     (["optimizer=sgd_nesterov", "optimizer.d.momentum=0"], "optimizer.d.momentum"),
     (["optimizer=rmsprop"], "optimizer=rmsprop is not a known choice; use one of adam, adam_dcgan,"),
     (["experiment=nope"], "experiment=nope is not a known choice; use one of mnist_cpu, seed_mnist, seed_normal"),

@@ -81,6 +81,8 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, InterpolationResolutionError) and error.full_key:  # (it named the ${...}, not the key)
         return f"cannot resolve the value of {error.full_key}: {str(error).splitlines()[0]}"
     cause = error.__cause__
+    if wrong := wrong_type(error):
+        return wrong
     if in_file := config_file_mistake(error):
         return in_file
     if isinstance(error, HydraException) and isinstance(cause, ConfigAttributeError) \
@@ -93,6 +95,32 @@ def one_line(error: BaseException) -> str:
         parts.append(str(error.__cause__))
     lines = [line.strip() for part in parts for line in part.splitlines()]
     return " ".join(line for line in lines if line and not line.startswith(_NOISE))
+
+
+# OmegaConf's words for a value of the wrong type -> what the key takes
+_TAKES = (("to Integer", "a whole number"), ("to Float", "a number"), ("valid bool", "true or false"))
+
+
+def wrong_type(error: BaseException) -> str | None:
+    """What a key takes, for Hydra's "Error merging override train.iterations=1e3 Value '1000.0'
+    of type 'float' could not be converted to Integer", and the value to write where it is plain."""
+    from omegaconf.errors import ValidationError
+
+    found, cause = re.match(r"Error merging override (\S+)", str(error)), error.__cause__
+    if not (found and isinstance(cause, ValidationError) and cause.full_key):
+        return None
+    override, key, reason = found[1], cause.full_key, str(cause).splitlines()[0]
+    if "is not Optional" in reason:
+        return f"{override}: {key} cannot be null; give it a value (`python train.py --cfg job` shows its default)"
+    takes = next((kind for words, kind in _TAKES if words in reason), None)
+    if takes is None:
+        return None
+    write = ""
+    with suppress(ValueError):
+        number = float(override.partition("=")[2])
+        if takes == "a whole number" and number.is_integer():
+            write = f"; write {key}={int(number)}"
+    return f"{override}: {key} takes {takes}{write}"
 
 
 def unreadable_yaml(error: BaseException) -> str:
