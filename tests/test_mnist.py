@@ -272,10 +272,12 @@ def test_generate_samples_the_best_evaluation_with_checkpoint_best(train_tiny, t
     result = run_cli(f"run={run_dir}", "checkpoint=iter_7", script="generate.py")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "no checkpoint of iteration 7 (kept: iter_20, iter_40;" in result.stderr
-    no_best = train_tiny("train.keep_best=false", name="no_best")
+    no_best = train_tiny("train.keep_best=false", "train.keep_checkpoints=0", name="no_best")
     result = run_cli(f"run={no_best}", "checkpoint=best", script="generate.py")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "no best checkpoint" in result.stderr and "use checkpoint=last" in result.stderr
+    result = run_cli(f"run={no_best}", "checkpoint=iter_20", script="generate.py")  # (it said "use one of those")
+    assert result.stderr.strip().endswith("(kept: none; train.keep_checkpoints decides how many); use checkpoint=last")
 
 
 @pytest.mark.parametrize("model, spherical", [("mnist", True), ("mnist_seed", False)])  # normal and uniform noise

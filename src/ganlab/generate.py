@@ -55,9 +55,10 @@ def load_generator(run_dir: str | Path, which: str = "last", averaged: bool = Tr
     if numbered:
         path = path.with_name(checkpoint.numbered_name(int(numbered[1])))
         if not path.is_file():
-            kept = ", ".join(f"iter_{int(p.stem[5:])}" for p in sorted(path.parent.glob("iter_*.pt"))) or "none"
-            raise ConfigError(f"{path}: no checkpoint of iteration {int(numbered[1])} (kept: {kept}; "
-                              "train.keep_checkpoints decides how many); use one of those, or checkpoint=last")
+            kept = ", ".join(f"iter_{int(p.stem[5:])}" for p in sorted(path.parent.glob("iter_*.pt")))
+            raise ConfigError(f"{path}: no checkpoint of iteration {int(numbered[1])} (kept: {kept or 'none'}; "
+                              "train.keep_checkpoints decides how many); use "
+                              + ("one of those, or " if kept else "") + "checkpoint=last")
     state = checkpoint.load(path)
     cfg = OmegaConf.create(state["config"])
     G, _ = build_models(cfg.model, cfg.dataset)
