@@ -45,6 +45,12 @@ def test_idx_files_load_through_the_real_loader(tmp_path, digits, suffix):
     got_images, got_labels, source = load_mnist(str(root))
     assert np.array_equal(got_images, images) and np.array_equal(got_labels, labels)
     assert source.endswith("train-images-idx3-ubyte" + suffix)
+    # the same files as some copies of MNIST name them (it said "no train-images-idx3-ubyte[.gz] found")
+    for file in root.iterdir():
+        file.rename(file.with_name(file.name.replace("-idx", ".idx")))
+    got_images, got_labels, source = load_mnist(str(root))
+    assert np.array_equal(got_images, images) and np.array_equal(got_labels, labels)
+    assert source.endswith("train-images.idx3-ubyte" + suffix)
 
 
 def test_shipped_subset_is_real_mnist():

@@ -74,10 +74,13 @@ def write_idx(array: np.ndarray, path: Path) -> None:
 
 
 def find(root: Path, name: str) -> Path | None:
-    for candidate in (root / name, root / f"{name}.gz", root / "MNIST" / "raw" / name,
-                      root / "MNIST" / "raw" / f"{name}.gz"):
-        if candidate.exists():
-            return candidate
+    """name, or name.gz, in root or in torchvision's root/MNIST/raw; also as train-images.idx3-ubyte,
+    the name some copies of MNIST have (and some programs give the file they unpack)."""
+    for folder in (root, root / "MNIST" / "raw"):
+        for spelled in (name, name.replace("-idx", ".idx", 1)):
+            for candidate in (folder / spelled, folder / f"{spelled}.gz"):
+                if candidate.exists():
+                    return candidate
     return None
 
 
