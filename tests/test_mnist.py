@@ -332,6 +332,12 @@ def test_a_1d_walk_is_gs_map_from_its_noise_next_to_the_targets_quantiles(train_
     assert Image.open(tmp_path / "map.png").size == (640, 400)
     generate_main([f"run='{run_dir}'", "num_samples=500", f"out={tmp_path / 'samples'}"])  # its histogram
     assert Image.open(tmp_path / "samples.png").size == (640, 400)
+    # out=OUT writes OUT.npy and OUT.png, a dot in OUT too (run1.best wrote run1.npy and run1.png); out=x.npy: x.*
+    for out, written in (("run1.best", "run1.best"), ("x.npy", "x"), ("y.png", "y")):
+        generate_main([f"run='{run_dir}'", "num_samples=5", f"out={tmp_path / 'outs' / out}"])
+        assert np.load(tmp_path / "outs" / f"{written}.npy").shape == (5,)
+    assert sorted(p.name for p in (tmp_path / "outs").iterdir()) == [
+        "run1.best.npy", "run1.best.png", "x.npy", "x.png", "y.npy", "y.png"]
 
 
 def test_recalibrate_batchnorm_scores_both_generators_as_the_run_did(train_tiny):

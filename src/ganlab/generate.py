@@ -152,16 +152,19 @@ def generate(args: GenerateConfig) -> tuple[Path, Path, str]:
     out = Path(args.out)
     if out.is_dir() or args.out.endswith(("/", os.sep)):  # out=DIR or out=NEW_DIR/: DIR/samples.npy and .png,
         out = out / GenerateConfig.out                     # not DIR.npy beside it
+    if out.suffix in (".npy", ".png"):  # out=x.npy: x.npy and x.png; out=run1.best: run1.best.npy, not run1.npy
+        out = out.with_suffix("")
+    npy, png = out.with_name(out.name + ".npy"), out.with_name(out.name + ".png")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with written_whole(out.with_suffix(".npy")) as f:
+        with written_whole(npy) as f:
             np.save(f, array)
-        with written_whole(out.with_suffix(".png")) as f:
+        with written_whole(png) as f:
             picture.save(f, format="PNG")
     except OSError as error:
         raise ConfigError(f"cannot write {out} ({error.strerror}); choose another out=PATH") from None
     note = f" (the picture: the first {shown} of the {args.num_samples} {'walks' if args.walk else 'digits'})"
-    return out.with_suffix(".npy"), out.with_suffix(".png"), note if shown < args.num_samples else ""
+    return npy, png, note if shown < args.num_samples else ""
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
