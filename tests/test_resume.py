@@ -20,8 +20,7 @@ import torch
 from conftest import ROOT, SCRATCH, TINY, compiles_in_a_run, compose_cfg, read_events, run_cli
 from ganlab import checkpoint
 from ganlab.checkpoint import CheckpointError
-from ganlab.errors import UserError
-from ganlab.errors import Diverged
+from ganlab.errors import Diverged, UserError
 from ganlab.distributed import Placement
 from ganlab.member import Member
 from ganlab.run import train
@@ -786,6 +785,14 @@ def test_a_run_in_a_container_with_a_memory_limit_stops_with_one_line_before_the
     assert result.returncode == 2, result.stderr[-2000:]
     assert re.fullmatch(r"ganlab: error: out of memory on cpu \(an allocation of [\d.]+ GB failed\); no checkpoint had "
                         r"been saved: lower train.batch_size .*", result.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the cap is for machines without a GPU (run.capped)")
+def test_too_many_evaluation_samples_for_memory_is_one_line_that_names_them(train_tiny):
+    # (its fix named the batch, the model and the population only)
+    with pytest.raises(UserError, match=r"^out of memory on cpu \(an allocation of [\d.]+ GB failed\); no checkpoint "
+                       r"had been saved: lower .*dataset.eval_samples\)"):
+        train_tiny("dataset.eval_samples=2000000000", "train.device=cpu")
 
 
 def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_and_another_hosts_is_not(train_tiny, tmp_path):

@@ -171,7 +171,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
         except (MemoryError, RuntimeError) as error:
             if not (too_big := out_of_memory(error, placement.device.type)):
                 raise
-            smaller = "lower train.batch_size (or the model's size or train.population)"
+            smaller = "lower train.batch_size (or the model's size, train.population or dataset.eval_samples)"
             raise UserError(f"{too_big}; {kept(run_dir, again, smaller)}") from None
 
 
