@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import ROOT, TINY, run_cli
 from ganlab.overrides import as_typed, values_given
 
 AWKWARD_VALUES = ["runs/a", "runs/my run", "/tmp/d e ü", "runs/it's", 'runs/a"b', "runs/a,b", "runs/a=b",
@@ -99,3 +99,13 @@ def test_a_value_whose_interpolation_cannot_resolve_is_one_line_naming_its_key(t
     # one that resolves still trains, in a run or a sweep's check of its jobs
     result = run_cli(*sweep, *TINY, "train.iterations=${train.batch_size}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_group_check_reads_train_yamls_defaults_only_when_it_is_the_primary_config():
+    from ganlab.config import ConfigError, check_group_choices
+
+    conf = ROOT / "conf"
+    with pytest.raises(ConfigError, match=r"^\+experiment=seed_normal: experiment is in train.py's defaults list"):
+        check_group_choices(["+experiment=seed_normal"], conf)
+    for flag in (["--config-name=mine"], ["-cn", "mine"], ["--config-path", "elsewhere"]):  # another defaults list
+        check_group_choices([*flag, "+experiment=seed_normal"], conf)

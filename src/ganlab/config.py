@@ -309,6 +309,8 @@ def check_group_choices(argv: list[str], conf_dir: Path) -> None:
 
     from ganlab.overrides import parsed
 
+    if any(arg.split("=")[0] in ("--config-name", "-cn", "--config-path", "-cp") for arg in argv):
+        return  # another primary config than conf/train.yaml, with a defaults list of its own
     defaults = {group: choice for entry in yaml.safe_load((conf_dir / "train.yaml").read_text())["defaults"]
                 if isinstance(entry, dict) for group, choice in entry.items()}
     needed = {f.name for f in dataclasses.fields(RunConfig) if f.default is MISSING}  # dataset, model
