@@ -710,8 +710,9 @@ def test_a_batch_or_model_too_big_for_memory_is_one_line_and_keeps_the_checkpoin
     with pytest.raises(UserError) as too_big:  # a batch for the resumed iterations
         train_tiny("train.iterations=40", "train.batch_size=10000000000000", f"resume={run_dir}")
     assert re.fullmatch(rf"out of memory on \w+ \(an allocation of [\d.]+ \w+ failed\); the newest checkpoint in "
-                        rf"{re.escape(str(run_dir))} is kept; lower train.batch_size \(or the model's size or "
-                        rf"train.population\), then continue with the same command", str(too_big.value))
+                        rf"{re.escape(str(run_dir))} is kept; lower train.batch_size \(or the model's size, "
+                        rf"train.population or dataset.eval_samples\), then continue with the same command",
+                        str(too_big.value))
     assert (run_dir / "checkpoints" / "last.pt").read_bytes() == last and not (run_dir / checkpoint.LOCK).exists()
     with pytest.raises(UserError, match="^out of memory on .*no checkpoint had been saved"):  # a model
         train_tiny("model.d_hidden=10000000000000", name="wide")
