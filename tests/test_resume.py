@@ -955,7 +955,9 @@ BAD_INPUT = [
     ("weight average dropped", lambda run, tmp: [*TINY, "train.g_ema=0", f"resume={run}"], "train.g_ema=0.999"),
     ("other seed", lambda run, tmp: [*TINY, "seed=5", f"resume={run}"], "trained with seed=0"),
     ("unwritable run dir", lambda run, tmp: [*TINY, f"hydra.run.dir={file_in_the_way(run, tmp)}"],
-     "cannot write"),
+     "(Not a directory); choose a writable directory with hydra.run.dir=DIR"),
+    ("unwritable sweep dir", lambda run, tmp: ["-m", "seed=0,1", *TINY, f"hydra.sweep.dir={file_in_the_way(run, tmp)}"],
+     "(Not a directory); choose a writable directory with hydra.sweep.dir=DIR"),  # (it said hydra.run.dir)
     ("a new run into an earlier run's directory", lambda run, tmp: [*TINY, f"hydra.run.dir={run}"],
      "already holds a run"),
     # (before: the run trained on in its directory, and Hydra wrote .hydra/ and the log into the other)

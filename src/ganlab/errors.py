@@ -320,6 +320,6 @@ def run_reporting_user_errors(main: Callable[[], object]) -> None:
             fail(UserError("-m (--multirun), --cfg, --info and --shell-completion cannot be combined; give one of "
                            "them (--cfg job without -m prints the config of the run its overrides make)"))
         if isinstance(error, OSError) and error.filename is not None:  # Hydra could not write the run directory
-            fail(UserError(f"cannot write {error.filename} ({error.strerror}); "
-                           "choose a writable directory with hydra.run.dir=DIR"))
+            key = "hydra.sweep.dir" if {"-m", "--multirun"} & set(sys.argv) else "hydra.run.dir"
+            fail(UserError(f"cannot write {error.filename} ({error.strerror}); choose a writable directory with {key}=DIR"))
         raise
