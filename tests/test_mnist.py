@@ -321,7 +321,7 @@ def test_many_digits_go_to_the_npy_and_the_first_1024_to_the_picture(train_tiny,
     assert said[1].endswith("(the picture: the first 10 of the 30 walks)")
 
 
-def test_a_1d_walk_is_gs_map_from_its_noise_next_to_the_targets_quantiles(train_tiny, tmp_path):
+def test_a_1d_walk_is_gs_map_from_its_noise_next_to_the_targets_quantiles(train_tiny, tmp_path, monkeypatch):
     run_dir = train_tiny(name="ラン 1")  # named in the picture's title, which the bitmap font cannot draw whole
     generate_main([f"run='{run_dir}'", "walk=50", f"out={tmp_path / 'map'}"])
     u, x = np.load(tmp_path / "map.npy")
@@ -338,6 +338,11 @@ def test_a_1d_walk_is_gs_map_from_its_noise_next_to_the_targets_quantiles(train_
         assert np.load(tmp_path / "outs" / f"{written}.npy").shape == (5,)
     assert sorted(p.name for p in (tmp_path / "outs").iterdir()) == [
         "run1.best.npy", "run1.best.png", "x.npy", "x.png", "y.npy", "y.png"]
+    # out=~/x as zsh passes it on, unexpanded: into the home directory (it made a folder named ~ here)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    generate_main([f"run='{run_dir}'", "num_samples=5", "out=~/x"])
+    assert (tmp_path / "home" / "x.npy").exists() and not (tmp_path / "~").exists()
 
 
 def test_recalibrate_batchnorm_scores_both_generators_as_the_run_did(train_tiny):

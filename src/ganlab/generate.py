@@ -149,7 +149,7 @@ def generate(args: GenerateConfig) -> tuple[Path, Path, str]:
         if not (too_big := out_of_memory(error, "cpu")):
             raise
         raise ConfigError(f"{too_big}; ask for fewer samples (num_samples=, walk=)") from None
-    out = Path(args.out)
+    out = Path(args.out).expanduser()  # (zsh passes out=~/x on as it is; run= is expanded the same way)
     if out.is_dir() or args.out.endswith(("/", os.sep)):  # out=DIR or out=NEW_DIR/: DIR/samples.npy and .png,
         out = out / GenerateConfig.out                     # not DIR.npy beside it
     if out.suffix in (".npy", ".png"):  # out=x.npy: x.npy and x.png; out=run1.best: run1.best.npy, not run1.npy
