@@ -19,7 +19,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from ganlab.config import check_group_choices, count_as_given, paths_from_where_typed, register_configs, validate
+from ganlab.config import (check_group_choices, count_as_given, paths_from_where_typed, register_configs, typed,
+                           validate)
 from ganlab.errors import Diverged, UserError, fail, on_ctrl_c, run_reporting_user_errors
 from ganlab.overrides import task_overrides, values_given
 from ganlab.sweep import sweep_stopped
@@ -36,6 +37,7 @@ def main(cfg: DictConfig) -> float:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     on_ctrl_c(ctrl_c_line(hydra_cfg, trained=False))
     try:
+        cfg = typed(cfg)  # (a run's saved config.yaml, given with --config-path and --config-name, has no schemas)
         for note in count_as_given(cfg, task_overrides(hydra_cfg)):
             logging.getLogger("ganlab").info(note)
         validate(cfg)

@@ -109,6 +109,29 @@ def test_train_py_runs_from_the_command_line(tmp_path):
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == kept
 
 
+def test_a_runs_saved_config_reruns_it_as_hydras_users_do_and_through_the_python_api(tmp_path):
+    """`--config-path RUN/.hydra --config-name config`: the run's composed config without its
+    schemas, which stopped the run with "AttributeError: 'dict' object has no attribute
+    'lr_schedule'"; so did run.train(OmegaConf.load(RUN/config.yaml))."""
+    from omegaconf import OmegaConf
+
+    from ganlab.run import train
+
+    first = run_cli(*TINY, "seed=3", f"hydra.run.dir={tmp_path / 'first'}")
+    assert first.returncode == 0, first.stderr
+    final = json.loads((tmp_path / "first" / "metrics.json").read_text())["final"]
+    again = run_cli("--config-path", str(tmp_path / "first" / ".hydra"), "--config-name", "config",
+                    f"hydra.run.dir={tmp_path / 'again'}")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text())["final"] == final  # seed 3, and the rest
+    train(OmegaConf.load(tmp_path / "first" / "config.yaml"), run_dir=tmp_path / "api")
+    assert json.loads((tmp_path / "api" / "metrics.json").read_text())["final"] == final
+    changed = run_cli("--config-path", str(tmp_path / "first"), "--config-name", "config", "model.name=gan2d",
+                      f"hydra.run.dir={tmp_path / 'changed'}")
+    assert changed.returncode == 2 and changed.stderr.strip().splitlines() == [
+        "ganlab: error: model.name='gan2d' is no model of ganlab's; the config needs one of conv, gan1d"]
+
+
 def folder_no_one_can_write(path):
     """A folder this process cannot write to, or None: read-only permissions, and where those do
     not bind (root), the immutable flag (chattr +i), which does."""

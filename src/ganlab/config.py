@@ -413,6 +413,24 @@ def check_seed(seed: int) -> None:
 NAMED_BY_SCHEMA = ("dataset", "model")
 
 
+def typed(cfg: DictConfig) -> DictConfig:
+    """`cfg` with its schemas. A config read back from a file has none: a run's config.yaml (or
+    .hydra/config.yaml) given to train.py as `--config-path RUN --config-name config`, the way
+    Hydra's users re-run a job, or to run.train() by OmegaConf.load; and the training read its
+    plain dicts as dataclasses ("'dict' object has no attribute 'lr_schedule'")."""
+    if OmegaConf.get_type(cfg) is RunConfig:
+        return cfg
+    store, schema = ConfigStore.instance(), OmegaConf.structured(RunConfig)
+    for group in NAMED_BY_SCHEMA:
+        name = OmegaConf.select(cfg, f"{group}.name", default=None)
+        try:
+            schema[group] = store.load(f"schema/{group}/{name}.yaml").node
+        except OSError:  # (hydra's ConfigLoadError)
+            known = ", ".join(option.removesuffix(".yaml") for option in store.list(f"schema/{group}"))
+            raise ConfigError(f"{group}.name={name!r} is no {group} of ganlab's; the config needs one of {known}") from None
+    return OmegaConf.merge(schema, cfg)
+
+
 def validate(cfg: DictConfig) -> None:
     """Check ranges and combinations that types cannot express; raise ConfigError naming the key."""
 

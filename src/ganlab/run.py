@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from ganlab import distributed, functional, loop, memory, provenance
 from ganlab.checkpoint import FAILURE, CheckpointError, check_not_diverged, check_unused, held, resumable
-from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, validate
+from ganlab.config import RESUME_IF_THERE, ConfigError, main_metric, typed, validate
 from ganlab.distributed import Placement
 from ganlab.errors import STOP_SIGNALS, Diverged, UserError, out_of_memory
 from ganlab.member import Member, build_members
@@ -156,6 +156,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> float:
     """Train one GAN as configured (or continue `cfg.resume`), or train.population copies of it
     with consecutive seeds; return the final main metric (KS for normal, FD for MNIST), the
     mean over the copies of a population."""
+    cfg = typed(cfg)
     validate(cfg)
     placement = distributed.setup(cfg.train.device)
     distributed.reproducible(placement.device, cfg.train.deterministic)
