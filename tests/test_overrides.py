@@ -109,3 +109,6 @@ def test_the_group_check_reads_train_yamls_defaults_only_when_it_is_the_primary_
         check_group_choices(["+experiment=seed_normal"], conf)
     for flag in (["--config-name=mine"], ["-cn", "mine"], ["--config-path", "elsewhere"]):  # another defaults list
         check_group_choices([*flag, "+experiment=seed_normal"], conf)
+    for flag in (["--config-name=train"], ["-cn", "train"]):  # train.yaml's, named
+        with pytest.raises(ConfigError, match=r"^\+experiment=seed_normal: experiment is in train.py's defaults"):
+            check_group_choices([*flag, "+experiment=seed_normal"], conf)

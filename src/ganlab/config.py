@@ -309,7 +309,14 @@ def check_group_choices(argv: list[str], conf_dir: Path) -> None:
 
     from ganlab.overrides import parsed
 
-    if any(arg.split("=")[0] in ("--config-name", "-cn", "--config-path", "-cp") for arg in argv):
+    def flag(*names: str) -> Optional[str]:  # Hydra's `--flag X` or `--flag=X`
+        for at, arg in enumerate(argv):
+            name, equals, value = arg.partition("=")
+            if name in names:
+                return value if equals else next(iter(argv[at + 1:]), "")
+        return None
+
+    if flag("--config-path", "-cp") is not None or flag("--config-name", "-cn") not in (None, "train"):
         return  # another primary config than conf/train.yaml, with a defaults list of its own
     defaults = {group: choice for entry in yaml.safe_load((conf_dir / "train.yaml").read_text())["defaults"]
                 if isinstance(entry, dict) for group, choice in entry.items()}
