@@ -47,7 +47,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganlab import loop, provenance
-from ganlab.config import ConfigError, register_configs, validate
+from ganlab.config import ConfigError, check_group_choices, register_configs, validate
 from ganlab.distributed import Placement, cpu_has_native_bfloat16
 from ganlab.errors import one_line
 from ganlab.files import check_writable, write_json
@@ -113,6 +113,7 @@ def compose_config(overrides: list[str], tensorboard: bool = False):
     and exit 2, as train.py gives)."""
     register_configs(ROOT / "experiments")
     try:
+        check_group_choices(overrides, ROOT / "conf")
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
             cfg = compose("train", overrides=[*overrides, "train.progress=false",
                                               f"logger.tensorboard={str(tensorboard).lower()}"])

@@ -86,6 +86,8 @@ def test_ab_config_times_two_settings_in_alternating_rounds():
 def test_experiment_scripts_answer_a_bad_override_with_one_line_that_says_why():
     """The same line as train.py's for the same override."""
     for override, line in [("train.compile=maybe", "train.compile=maybe: train.compile takes true or false"),
+                           # (Hydra's ValueError traceback: the scripts compose without train.py's check of groups)
+                           ("dataset=null", "dataset=null is not a choice of dataset; use one of mnist, normal"),
                            ("optimizer=adamw", "optimizer=adamw is not a known choice; use one of adam, adam_dcgan, "
                                                "adam_fast, mnist, normal, sgd_nesterov"),
                            # a value out of range, which train.py's validate() refuses

@@ -434,7 +434,8 @@ def typed(cfg: DictConfig) -> DictConfig:
             schema[group] = store.load(f"schema/{group}/{name}.yaml").node
         except OSError:  # (hydra's ConfigLoadError)
             known = ", ".join(option.removesuffix(".yaml") for option in store.list(f"schema/{group}"))
-            raise ConfigError(f"{group}.name={name!r} is no {group} of ganlab's; the config needs one of {known}") from None
+            raise ConfigError(f"{group}.name={name!r} is no {group} of ganlab's; the config needs one of "
+                              f"{known}") from None
     return OmegaConf.merge(schema, cfg)
 
 
